@@ -1,0 +1,2 @@
+// Package config loads, defaults and validates shoal's Ray Serve-style config files.
+package config
