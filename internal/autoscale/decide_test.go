@@ -130,8 +130,12 @@ func TestDecideStepTables(t *testing.T) {
 			},
 		},
 		{
-			name:   "from three replicas to zero stops at one first",
-			cfg:    cfgWith(func(c *config.AutoscalingConfig) { c.MinReplicas = 0; c.DownscaleDelayS = 60; c.DownscaleToZeroDelayS = ptr(10.0) }),
+			name: "from three replicas to zero stops at one first",
+			cfg: cfgWith(func(c *config.AutoscalingConfig) {
+				c.MinReplicas = 0
+				c.DownscaleDelayS = 60
+				c.DownscaleToZeroDelayS = ptr(10.0)
+			}),
 			target: 3,
 			steps: []step{
 				{t: 0, ongoing: 0, running: -1, want: 3},
@@ -162,8 +166,12 @@ func TestDecideStepTables(t *testing.T) {
 			steps:  []step{{t: 0, running: 0, want: 4}, {t: 100, running: 0, want: 4}},
 		},
 		{
-			name:   "zero traffic never scales up, whatever the factors",
-			cfg:    cfgWith(func(c *config.AutoscalingConfig) { c.UpscaleDelayS = 0; c.UpscalingFactor = ptr(5.0); c.DownscalingFactor = ptr(3.0) }),
+			name: "zero traffic never scales up, whatever the factors",
+			cfg: cfgWith(func(c *config.AutoscalingConfig) {
+				c.UpscaleDelayS = 0
+				c.UpscalingFactor = ptr(5.0)
+				c.DownscalingFactor = ptr(3.0)
+			}),
 			target: 2,
 			steps: []step{
 				{t: 0, ongoing: 0, running: -1, want: 2},
@@ -215,8 +223,13 @@ func TestDecideStepTables(t *testing.T) {
 			},
 		},
 		{
-			name:   "steady load with a factor above one settles instead of oscillating",
-			cfg:    cfgWith(func(c *config.AutoscalingConfig) { c.UpscaleDelayS = 0; c.DownscaleDelayS = 0; c.SmoothingFactor = 2; c.TargetOngoingRequests = 1 }),
+			name: "steady load with a factor above one settles instead of oscillating",
+			cfg: cfgWith(func(c *config.AutoscalingConfig) {
+				c.UpscaleDelayS = 0
+				c.DownscaleDelayS = 0
+				c.SmoothingFactor = 2
+				c.TargetOngoingRequests = 1
+			}),
 			target: 3,
 			// Ray: 3 → 7 → 3 → 7 … with total 5. shoal: 3 → 7 → 5 → 5.
 			steps: []step{
