@@ -35,8 +35,7 @@ type DeploymentState struct {
 	// either resets the target to num_replicas (Ray's rule).
 	Version     string `json:"version"`
 	NumReplicas int    `json:"num_replicas"` // 0 when autoscaled
-	// Autoscaled records that the target came from the autoscaler's initial decision, so
-	// a restart keeps the autoscaler's last target instead of initial_replicas.
+	// UpdatedAt is when the target was last set.
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
