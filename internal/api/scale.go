@@ -1,0 +1,276 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"shoal/internal/auth"
+	"shoal/internal/controller"
+	"shoal/internal/store"
+)
+
+const (
+	maxScaleBody  = 64 << 10 // bytes of a scale request body (SPEC §6)
+	auditLimit    = 100      // audit entries returned by GET scale
+	scaleAccepted = "Scaling request received. Deployment will get scaled asynchronously."
+)
+
+// scaleResponse is the 200 answer of POST scale: Ray's message plus what changed.
+type scaleResponse struct {
+	Message                   string `json:"message"`
+	Application               string `json:"application"`
+	Deployment                string `json:"deployment"`
+	TargetNumReplicas         int    `json:"target_num_replicas"`
+	PreviousTargetNumReplicas int    `json:"previous_target_num_replicas"`
+}
+
+// scaleInfo is the answer of GET scale.
+type scaleInfo struct {
+	Application       string `json:"application"`
+	Deployment        string `json:"deployment"`
+	TargetNumReplicas int    `json:"target_num_replicas"`
+	RunningReplicas   int    `json:"running_replicas"`
+	// Status and Message are the deployment's (shoal's addition), so a scaler holding
+	// only its application token can wait for a scale to complete.
+	Status       controller.DeploymentStatus `json:"status"`
+	Message      string                      `json:"message"`
+	Mode         controller.Mode             `json:"mode"`
+	ReplicaLimit int                         `json:"replica_limit"`
+	TargetSource controller.Source           `json:"target_source"`
+	Audit        []store.AuditEntry          `json:"audit"`
+}
+
+// postScale is the scale webhook. Every call, accepted or refused, is written to the
+// audit log, except those refused with 429 before reaching here (an address that keeps
+// failing must not be able to grow the log without bound).
+func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
+	app, dep := r.PathValue("app"), r.PathValue("dep")
+	e := store.AuditEntry{
+		Time: a.now(), App: app, Deployment: dep, From: -1, To: -1,
+		Client: auth.ClientAddr(r), Source: string(controller.SourceWebhook),
+	}
+	res, err := a.scale(r, app, dep, &e)
+	e.Status, e.Result = http.StatusOK, "ok"
+	if err != nil {
+		e.Status, e.Result = statusOf(err), err.Error()
+	}
+	if aerr := a.intents.RecordAudit(e); aerr != nil {
+		a.log.Error("writing the audit log failed", "app", app, "deployment", dep, "err", aerr)
+	}
+	a.log.Info("scale request", "app", app, "deployment", dep, "from", e.From, "to", e.To,
+		"token", e.TokenID, "client", e.Client, "status", e.Status, "result", e.Result)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// scale runs the checks of SPEC §6 in the table's order and sets the target. It fills
+// e with what it learns on the way: From is the current target whenever the deployment
+// exists, To the requested one once the body is valid.
+func (a *API) scale(r *http.Request, app, dep string, e *store.AuditEntry) (*scaleResponse, error) {
+	var d *controller.Deployment
+	if sa := a.intents.Snapshot().App(app); sa != nil {
+		d = sa.Deployment(dep)
+	}
+	if d != nil {
+		e.From = d.Target
+	}
+	c, err := a.authorize(r, scaler)
+	e.TokenID = c.tokenID
+	if err != nil {
+		return nil, err
+	}
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxScaleBody+1))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "Invalid request body: reading it failed: %v", err)
+	}
+	if len(body) > maxScaleBody {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxScaleBody)
+	}
+	n, err := parseScaleRequest(body)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "Invalid request body: %v", err)
+	}
+	e.To = n
+
+	// Ray answers an unknown application or deployment with 400; the spec asks 404,
+	// with Ray's text. The other texts are Ray's too.
+	prev, err := a.intents.SetTarget(r.Context(), app, dep, n, controller.SourceWebhook)
+	switch {
+	case errors.Is(err, controller.ErrNotFound):
+		return nil, errorf(http.StatusNotFound, "Application or Deployment not found")
+	case errors.Is(err, controller.ErrScalerDisabled):
+		return nil, errorf(http.StatusPreconditionFailed, "Cannot update replicas for deployment '%s' in application '%s'. "+
+			"The external scaling API can only be used when 'external_scaler_enabled' is set to true in the application configuration. "+
+			"Current value: external_scaler_enabled=false. "+
+			"To use this API, redeploy your application with 'external_scaler_enabled: true' in the config.", dep, app)
+	case errors.Is(err, controller.ErrDeleting):
+		return nil, errorf(http.StatusPreconditionFailed, "Deployment is deleted")
+	case errors.Is(err, controller.ErrOverLimit):
+		if d != nil {
+			return nil, errorf(http.StatusBadRequest, "target_num_replicas %d is above the deployment's replica_limit (%d)", n, d.Config.ReplicaLimit)
+		}
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	case errors.Is(err, controller.ErrNegative):
+		return nil, errorf(http.StatusBadRequest, "Invalid request body: %v", err)
+	case err != nil:
+		return nil, fmt.Errorf("setting the target of %s/%s: %w", app, dep, err)
+	}
+	e.From = prev
+	return &scaleResponse{
+		Message:                   scaleAccepted,
+		Application:               app,
+		Deployment:                dep,
+		TargetNumReplicas:         n,
+		PreviousTargetNumReplicas: prev,
+	}, nil
+}
+
+// checkJSONContentType accepts application/json with any parameters (charset=utf-8).
+func checkJSONContentType(ct string) error {
+	if ct == "" {
+		return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json, got none")
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json, got %q", ct)
+	}
+	return nil
+}
+
+// parseScaleRequest decodes {"target_num_replicas": N} strictly. Like Ray's pydantic
+// NonNegativeInt (lax mode), a number with no fraction is an integer (3 and 3.0 both
+// are); unlike Ray, strings ("3"), booleans and unknown fields are refused, so that a
+// scaler's typo fails loudly instead of being ignored.
+func parseScaleRequest(body []byte) (int, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, errors.New("empty body, expected a JSON object")
+		}
+		return 0, fmt.Errorf("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return 0, errors.New("invalid JSON: data after the top-level value")
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return 0, fmt.Errorf("expected a JSON object, got %s", jsonType(v))
+	}
+	var unknown []string
+	for k := range obj {
+		if k != "target_num_replicas" {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return 0, fmt.Errorf("unknown field %s; the only field is \"target_num_replicas\"", strings.Join(unknown, ", "))
+	}
+	raw, ok := obj["target_num_replicas"]
+	if !ok {
+		return 0, errors.New("target_num_replicas is required")
+	}
+	num, ok := raw.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("target_num_replicas must be an integer, got %s", jsonType(raw))
+	}
+	n, err := jsonInt(num)
+	if err != nil {
+		return 0, fmt.Errorf("target_num_replicas %v", err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("target_num_replicas must be >= 0, got %d", n)
+	}
+	return n, nil
+}
+
+// maxTarget bounds a decoded target so it fits an int everywhere; any real
+// replica_limit is far below it.
+const maxTarget = math.MaxInt32
+
+// jsonInt turns a JSON number into an int when it has no fractional part.
+func jsonInt(num json.Number) (int, error) {
+	s := num.String()
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if i > maxTarget || i < -maxTarget {
+			return 0, fmt.Errorf("is out of range, got %s", s)
+		}
+		return int(i), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("is out of range, got %s", s)
+	}
+	if f != math.Trunc(f) {
+		return 0, fmt.Errorf("must be an integer, got %s", s)
+	}
+	if f > maxTarget || f < -maxTarget {
+		return 0, fmt.Errorf("is out of range, got %s", s)
+	}
+	return int(f), nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// getScale answers a deployment's current scale and its recent audit entries.
+func (a *API) getScale(w http.ResponseWriter, r *http.Request) error {
+	app, dep := r.PathValue("app"), r.PathValue("dep")
+	sa := a.intents.Snapshot().App(app)
+	if sa == nil || sa.Deployment(dep) == nil {
+		return errorf(http.StatusNotFound, "Application or Deployment not found")
+	}
+	d := sa.Deployment(dep)
+	audit, err := a.intents.Audit(app, dep, auditLimit)
+	if err != nil {
+		return fmt.Errorf("reading the audit log: %w", err)
+	}
+	if audit == nil {
+		audit = []store.AuditEntry{}
+	}
+	writeJSON(w, http.StatusOK, scaleInfo{
+		Application:       app,
+		Deployment:        dep,
+		TargetNumReplicas: d.Target,
+		RunningReplicas:   d.Running(),
+		Status:            d.Status,
+		Message:           d.Message,
+		Mode:              d.Mode,
+		ReplicaLimit:      d.Config.ReplicaLimit,
+		TargetSource:      d.TargetSource,
+		Audit:             audit,
+	})
+	return nil
+}
