@@ -66,6 +66,9 @@ type Deployment struct {
 	WorkingDir      string `json:"working_dir,omitempty"`
 	HealthCheckPath string `json:"health_check_path,omitempty"` // "" = TCP connect
 	Ingress         bool   `json:"ingress,omitempty"`
+	// Image is the container image of the replicas; the Kubernetes backend requires it,
+	// the process backend ignores it.
+	Image string `json:"image,omitempty"`
 
 	MaxOngoingRequests        int     `json:"max_ongoing_requests"`          // default 5
 	MaxQueuedRequests         int     `json:"max_queued_requests"`           // default -1 (unbounded)
@@ -81,7 +84,7 @@ type Deployment struct {
 
 // NumReplicas is num_replicas: an integer, the string "auto", or unset.
 type NumReplicas struct {
-	Value int  // the count when Set && !Auto
+	Value int  // the count when Set && !Auto; Load sets 1 (the default) when unset
 	Auto  bool // "auto": autoscaling with Ray's defaults
 	Set   bool // false when the field was absent
 }

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with the file, or rewrites the file under -update. The absolute
+// testdata directory is written as <testdata> so the files do not depend on the checkout.
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	abs, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = strings.ReplaceAll(got, abs, "<testdata>")
+	if *update {
+		if got == "" {
+			_ = os.Remove(file)
+			return
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		want, err = nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", file, got, want)
+	}
+}
+
+func warningLines(ws []Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.String() + "\n")
+	}
+	return b.String()
+}
+
+// Each testdata/*.bad.yaml starts with a comment saying why it is bad, and its
+// .err file holds every error exactly, as `shoal validate` prints them.
+func TestBadConfigsReportEveryErrorExactly(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.bad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 30 {
+		t.Fatalf("want at least 30 bad configs, have %d", len(files))
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(data), "# ") {
+				t.Errorf("%s must start with a comment that says why it is bad", file)
+			}
+			cfg, _, err := Load(file)
+			if err == nil {
+				t.Fatalf("Load accepted a bad config: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Load returned a config with errors")
+			}
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error is %T, want Errors: %v", err, err)
+			}
+			if _, ok := err.(Errors); !ok {
+				t.Errorf("error is wrapped (%T); want Errors itself", err)
+			}
+			for i := 1; i < len(errs); i++ {
+				if errs[i].Line < errs[i-1].Line {
+					t.Errorf("errors not sorted by line: %v before %v", errs[i-1], errs[i])
+				}
+			}
+			golden(t, file+".err", err.Error()+"\n")
+		})
+	}
+}
+
+// Each testdata/*.good.yaml loads; its warnings, if any, are in a .warn file.
+func TestGoodConfigsLoadWithExactWarnings(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no good configs")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, warns, err := Load(file)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			golden(t, file+".warn", warningLines(warns))
+		})
+	}
+}
+
+// configs returns every config that loads: the good test files and the examples.
+func configs(t *testing.T) map[string]*Config {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/*.good.yaml")
+	examples, _ := filepath.Glob("../../examples/*/*.yaml")
+	out := map[string]*Config{}
+	for _, f := range append(files, examples...) {
+		cfg, _, err := Load(f)
+		if err != nil {
+			t.Fatalf("Load(%s): %v", f, err)
+		}
+		out[f] = cfg
+	}
+	return out
+}
+
+func TestJSONOfALoadedConfigParsesToAnEqualConfig(t *testing.T) {
+	for name, cfg := range configs(t) {
+		t.Run(name, func(t *testing.T) {
+			b, err := json.Marshal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Another base directory: every path in the JSON is already absolute.
+			again, warns, err := Parse(b, "", t.TempDir())
+			if err != nil {
+				t.Fatalf("re-Parse: %v\n%s", err, b)
+			}
+			if !reflect.DeepEqual(cfg, again) {
+				t.Errorf("round trip changed the config:\nfirst  %+v\nsecond %+v\njson %s", cfg, again, b)
+			}
+			for _, w := range warns {
+				if !strings.Contains(w.Message, "remote runtime_env") {
+					t.Errorf("re-Parse warned: %s", w)
+				}
+			}
+		})
+	}
+}
+
+func TestNumReplicasMarshalsAsRayWritesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    NumReplicas
+		want string // the deployment's JSON has this, or no num_replicas when ""
+	}{
+		{"a count is an integer", NumReplicas{Value: 3, Set: true}, `"num_replicas":3`},
+		{"auto is the string auto", NumReplicas{Auto: true, Set: true}, `"num_replicas":"auto"`},
+		{"an unset count is left out", NumReplicas{Value: 1}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(Deployment{Name: "d", NumReplicas: tc.n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" && strings.Contains(string(b), "num_replicas") {
+				t.Errorf("got %s, want no num_replicas", b)
+			}
+			if tc.want != "" && !strings.Contains(string(b), tc.want) {
+				t.Errorf("got %s, want %s", b, tc.want)
+			}
+			var back NumReplicas
+			nb, _ := json.Marshal(tc.n)
+			if err := json.Unmarshal(nb, &back); err != nil || back != tc.n {
+				t.Errorf("NumReplicas JSON round trip: %s -> %+v, %v", nb, back, err)
+			}
+		})
+	}
+}
