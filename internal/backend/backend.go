@@ -50,6 +50,18 @@ type Spec struct {
 
 	// Image is the container image (Kubernetes backend only).
 	Image string
+	// Resources, NodeSelector and ServiceAccount shape a replica's pod (Kubernetes
+	// backend only; others ignore them).
+	Resources      Resources
+	NodeSelector   map[string]string
+	ServiceAccount string
+}
+
+// Resources are a replica's compute requests and limits in Kubernetes quantities, by
+// resource name: {"cpu": "500m", "memory": "1Gi"}.
+type Resources struct {
+	Requests map[string]string
+	Limits   map[string]string
 }
 
 // Replica is one observed replica.
