@@ -40,6 +40,15 @@ type Options struct {
 	Dashboard http.Handler
 	// Load reports ongoing requests per replica (the proxy); nil reports 0.
 	Load backend.Load
+	// Session, when non-nil, reports whether a request carries a dashboard session that
+	// may act as the admin (the dashboard checks its cookie and, for a change, a header a
+	// cross-site form cannot send). It is asked only when the request has no bearer token.
+	Session func(r *http.Request) bool
+	// Autoscaling, when non-nil, gives the autoscaler's live view of a deployment; the
+	// snapshot's copy is used otherwise.
+	Autoscaling interface {
+		Detail(key backend.Key) *controller.AutoscalingDetail
+	}
 	// BaseDir resolves relative paths of configs sent to PUT /api/serve/applications/;
 	// default the process's working directory.
 	BaseDir string

@@ -817,3 +817,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+func TestADashboardSessionActsAsTheAdminOnlyWhenTheSessionCheckSaysSo(t *testing.T) {
+	e := newEnv(t)
+	e.api = New(Options{
+		Intents: e.f, AdminToken: adminToken, Now: e.clock.now, BaseDir: t.TempDir(),
+		Session: func(r *http.Request) bool { return r.Header.Get("X-Test-Session") == "ok" },
+	})
+	body := `{"target_num_replicas": 2}`
+	with := req{method: "POST", path: scaleURL, ctype: "application/json", body: body, header: map[string]string{"X-Test-Session": "ok"}}
+	if w := e.call(t, with); w.Code != http.StatusOK {
+		t.Fatalf("scale with a session: %d %s, want 200", w.Code, w.Body)
+	}
+	if w := e.call(t, req{method: "GET", path: "/api/serve/applications/", header: map[string]string{"X-Test-Session": "ok"}}); w.Code != http.StatusOK {
+		t.Fatalf("admin route with a session: %d, want 200", w.Code)
+	}
+	without := with
+	without.header = nil
+	if w := e.call(t, without); w.Code != http.StatusUnauthorized {
+		t.Fatalf("scale without a session: %d, want 401", w.Code)
+	}
+	// A bearer token, even a wrong one, is judged as a token, never as a session.
+	wrong := with
+	wrong.token = "not-a-token"
+	if w := e.call(t, wrong); w.Code != http.StatusForbidden {
+		t.Fatalf("wrong token with a session: %d, want 403", w.Code)
+	}
+	entries, _ := e.f.Audit("my-app", "my-deployment", 10)
+	if len(entries) == 0 || entries[len(entries)-1].TokenID != "dashboard" && entries[0].TokenID != "dashboard" {
+		t.Fatalf("audit entries %+v do not name the dashboard session", entries)
+	}
+}

@@ -16,6 +16,8 @@ type caller struct {
 const (
 	tokenNone    = ""        // no Authorization: Bearer header
 	tokenInvalid = "invalid" // a token that matches nothing
+	// tokenDashboard names a call from a logged-in dashboard session (admin rights).
+	tokenDashboard = "dashboard"
 )
 
 // authorize checks r's bearer token against acc. It returns the caller, whose tokenID
@@ -23,6 +25,9 @@ const (
 // another application), and a 401 or 403 error on refusal.
 func (a *API) authorize(r *http.Request, acc access) (caller, error) {
 	tok, ok := auth.Bearer(r)
+	if !ok && r.Header.Get("Authorization") == "" && a.opts.Session != nil && a.opts.Session(r) {
+		return caller{tokenID: tokenDashboard}, nil
+	}
 	if !ok {
 		return caller{tokenID: tokenNone}, errorf(http.StatusUnauthorized, "missing bearer token")
 	}

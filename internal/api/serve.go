@@ -216,7 +216,13 @@ func (a *API) deploymentDetails(d *controller.Deployment) *deploymentDetails {
 		}
 		dd.Replicas = append(dd.Replicas, rd)
 	}
-	if as := d.Autoscaling; as != nil {
+	as := d.Autoscaling
+	if a.opts.Autoscaling != nil && d.Mode == controller.ModeAutoscaling {
+		if live := a.opts.Autoscaling.Detail(d.Key); live != nil {
+			as = live
+		}
+	}
+	if as != nil {
 		status := "STABLE"
 		switch {
 		case as.Decision > d.Target:
