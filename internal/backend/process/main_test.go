@@ -1,0 +1,201 @@
+package process
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"shoal/internal/backend"
+)
+
+// TestMain doubles as the replica program (and as a process that hosts a Backend) so
+// the tests need no prebuilt binaries: the backend under test runs this same test
+// binary with SHOAL_TEST_REPLICA=1 in the environment.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv("SHOAL_TEST_REPLICA") == "1":
+		os.Exit(runReplica())
+	case os.Getenv("SHOAL_TEST_HOST") == "1":
+		os.Exit(runHost())
+	}
+	os.Exit(m.Run())
+}
+
+// Replica modes, selected with SHOAL_TEST_MODE. SHOAL_TEST_DELAY_MS parametrises some.
+const (
+	modeNormal        = "normal"         // serve at once; exit 0 on SIGTERM
+	modeSlowStart     = "slow-start"     // listen only after the delay
+	modeCrashAfter    = "crash-after"    // serve, then print 15 lines and exit 3 after the delay
+	modeExitAtOnce    = "exit-at-once"   // print 15 lines and exit 3
+	modeIgnoreSIGTERM = "ignore-sigterm" // serve; log SIGTERM and carry on
+	modeFailHealth    = "fail-health"    // /health answers 200 until the delay has passed, then 500
+	modeLotsOfLogs    = "lots-of-logs"   // print SHOAL_TEST_LOG_BYTES of lines, then serve
+	modeSpawnChild    = "spawn-child"    // start a child in the same group (pid to SHOAL_TEST_CHILD_FILE); exit 4 after the delay if set
+	modeSleep         = "sleep"          // do nothing, forever (the spawned child)
+)
+
+func runReplica() int {
+	mode := os.Getenv("SHOAL_TEST_MODE")
+	delayMS, _ := strconv.Atoi(os.Getenv("SHOAL_TEST_DELAY_MS"))
+	delay := time.Duration(delayMS) * time.Millisecond
+	if f := os.Getenv("SHOAL_TEST_STARTS"); f != "" {
+		fh, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err == nil {
+			fmt.Fprintln(fh, time.Now().UnixNano())
+			fh.Close()
+		}
+	}
+	printLines := func() {
+		for i := 1; i <= 15; i++ {
+			// Alternate streams: both go to the same log, in order.
+			w := os.Stdout
+			if i%2 == 0 {
+				w = os.Stderr
+			}
+			fmt.Fprintf(w, "log line %d\n", i)
+		}
+	}
+
+	switch mode {
+	case modeExitAtOnce:
+		printLines()
+		return 3
+	case modeSleep:
+		select {}
+	case modeSlowStart:
+		time.Sleep(delay)
+	case modeLotsOfLogs:
+		n, _ := strconv.Atoi(os.Getenv("SHOAL_TEST_LOG_BYTES"))
+		line := strings.Repeat("x", 99) + "\n"
+		for i := 0; i < n; i += len(line) {
+			os.Stdout.WriteString(line)
+		}
+		fmt.Println("done logging")
+	case modeCrashAfter:
+		go func() {
+			time.Sleep(delay)
+			printLines()
+			os.Exit(3)
+		}()
+	case modeSpawnChild:
+		exe, _ := os.Executable()
+		child := exec.Command(exe)
+		child.Env = append(os.Environ(), "SHOAL_TEST_MODE="+modeSleep, "SHOAL_TEST_STARTS=")
+		if err := child.Start(); err != nil {
+			fmt.Println("spawn:", err)
+			return 1
+		}
+		if err := os.WriteFile(os.Getenv("SHOAL_TEST_CHILD_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o600); err != nil {
+			fmt.Println("spawn:", err)
+			return 1
+		}
+		if delay > 0 {
+			go func() {
+				time.Sleep(delay)
+				os.Exit(4)
+			}()
+		}
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	go func() {
+		for range sigs {
+			if mode == modeIgnoreSIGTERM {
+				fmt.Println("got SIGTERM, ignoring it")
+				continue
+			}
+			fmt.Println("got SIGTERM")
+			os.Exit(0)
+		}
+	}()
+
+	started := time.Now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {
+		if mode == modeFailHealth && time.Since(started) > delay {
+			http.Error(w, "sick", http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv("SHOAL_REPLICA_ID"))
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getenv(r.URL.Query().Get("name")))
+	})
+	mux.HandleFunc("/args", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, strings.Join(os.Args[1:], " "))
+	})
+	mux.HandleFunc("/cwd", func(w http.ResponseWriter, r *http.Request) {
+		wd, _ := os.Getwd()
+		fmt.Fprint(w, wd)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Println("listen:", err)
+		return 1
+	}
+	fmt.Println("serving on", l.Addr())
+	_ = http.Serve(l, mux)
+	return 1
+}
+
+// runHost runs a Backend with one replica, prints the replica's pid and waits to be
+// killed: the parent-death test kills it and checks the replica dies with it.
+func runHost() int {
+	b := New(Options{LogDir: os.Getenv("SHOAL_TEST_LOGDIR")})
+	spec := replicaSpec("host", 1, modeNormal, nil)
+	if err := b.Apply(spec); err != nil {
+		fmt.Println("apply:", err)
+		return 1
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range b.Observe() {
+			for _, r := range s.Replicas {
+				if r.State == backend.Running {
+					fmt.Printf("pid %d\n", r.PID)
+					select {}
+				}
+			}
+		}
+	}
+	fmt.Println("replica never became RUNNING")
+	return 1
+}
+
+// replicaSpec is a deployment of this test binary in the given mode.
+func replicaSpec(name string, replicas int, mode string, env map[string]string) backend.Spec {
+	exe, err := os.Executable()
+	if err != nil {
+		panic(err)
+	}
+	e := map[string]string{
+		"SHOAL_TEST_REPLICA": "1",
+		"SHOAL_TEST_MODE":    mode,
+		"GOMAXPROCS":         "1",
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	return backend.Spec{
+		Key:                 backend.Key{App: "app", Deployment: name},
+		Version:             "v1",
+		Replicas:            replicas,
+		Command:             []string{exe, "replica", "--port=${PORT}"},
+		Env:                 e,
+		HealthCheckPath:     "/health",
+		HealthCheckPeriod:   100 * time.Millisecond,
+		HealthCheckTimeout:  10 * time.Second,
+		DrainPollInterval:   20 * time.Millisecond,
+		GracefulStopTimeout: 5 * time.Second,
+		MaxOngoingRequests:  5,
+	}
+}
