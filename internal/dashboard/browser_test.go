@@ -1,0 +1,447 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"shoal/internal/backend"
+	"shoal/internal/controller"
+	"shoal/internal/store"
+)
+
+// findChromium returns the browser the tests drive: $SHOAL_CHROMIUM, else Debian's
+// chromium. Under CI=true a missing browser fails the test (make deps installs it);
+// on a developer machine the test skips and says so.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("SHOAL_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed; the browser tests need it (apt-get install chromium, or make deps)")
+	}
+	t.Skip("skipping the browser tests: chromium is not installed (apt-get install chromium, or set SHOAL_CHROMIUM)")
+	return ""
+}
+
+// newBrowser starts a headless chromium for the test and returns a tab's context.
+func newBrowser(t *testing.T, path string) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// waitJS polls a JavaScript condition in the page until it is true.
+func waitJS(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evalCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		ok, err := chromedp.Run(evalCtx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+			t.Fatalf("timed out waiting until %s (%s; last error %v); the page:\n%s", what, expr, err, text)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func jsString(s string) string { return strconv.Quote(s) }
+
+// stepTimeout bounds every browser step, so a missing element fails the test at once
+// instead of at the test binary's timeout.
+const stepTimeout = 15 * time.Second
+
+// do runs browser steps, failing the test on an error.
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+type fixedLoad map[string]int
+
+func (l fixedLoad) Ongoing(id string) int { return l[id] }
+
+// seedHistory gives the charts and the audit log the last 25 minutes of a deployment
+// that an external scaler moved up and down, so the screenshots show a lived-in page.
+func seedHistory(d *Dashboard, f *fakeIntents, now time.Time) {
+	key := backend.Key{App: "echo", Deployment: "model"}
+	r := &ring{}
+	at := func(m float64) time.Time { return now.Add(time.Duration(-m * float64(time.Minute))) }
+	steps := []struct {
+		min             float64
+		target, running int
+	}{
+		{25, 2, 2}, {20, 4, 2}, {19.6, 4, 3}, {19.2, 4, 4}, {12, 6, 4}, {11.7, 6, 5}, {11.3, 6, 6},
+		{6, 3, 6}, {5.6, 3, 4}, {5.3, 3, 3}, {2, 2, 3}, {1.7, 2, 2},
+	}
+	for _, s := range steps {
+		r.add(sample{t: at(s.min), target: s.target, running: s.running})
+	}
+	d.hist.mu.Lock()
+	d.hist.rings[key] = r
+	files := &ring{}
+	files.add(sample{t: at(25), target: 1, running: 1})
+	d.hist.rings[backend.Key{App: "files", Deployment: "static"}] = files
+	d.hist.mu.Unlock()
+
+	audit := []store.AuditEntry{
+		{Time: at(20), From: 2, To: 4, TokenID: "app:echo#1", Client: "10.0.4.17", Source: "webhook", Result: "ok", Status: 200},
+		{Time: at(12), From: 4, To: 6, TokenID: "app:echo#1", Client: "10.0.4.17", Source: "webhook", Result: "ok", Status: 200},
+		{Time: at(9), From: -1, To: 8, TokenID: "invalid", Client: "203.0.113.9", Source: "webhook", Result: "invalid token", Status: 403},
+		{Time: at(6), From: 6, To: 3, TokenID: "app:echo#1", Client: "10.0.4.17", Source: "webhook", Result: "ok", Status: 200},
+		{Time: at(2), From: 3, To: 2, TokenID: "app:echo#1", Client: "10.0.4.17", Source: "webhook", Result: "ok", Status: 200},
+	}
+	for _, e := range audit {
+		e.App, e.Deployment = "echo", "model"
+		_ = f.RecordAudit(e)
+	}
+}
+
+// crossSite serves a page that, once opened, posts a form to target: what a hostile
+// site can do to a signed-in user's browser.
+func crossSite(target string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>a prize for you</title>
+<form id="f" method="post" action="%s" enctype="text/plain">
+<input type="hidden" name='{"target_num_replicas": 9, "pad": "' value='"}'>
+</form>
+<script>document.getElementById("f").submit()</script>`, target)
+	})
+}
+
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	now := time.Now()
+	f := newFakeAt(now)
+	logDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(logDir, "echo", "model"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logText := "INFO:     Started server process [4101]\nINFO:     Uvicorn running on http://127.0.0.1:41231\nGET /echo/hello 200 1.2ms\n"
+	if err := os.WriteFile(filepath.Join(logDir, "echo", "model", "r-echo-1.log"), []byte(logText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := New(Options{
+		Intents: f, AdminToken: testAdminToken, LogDir: logDir,
+		Load: fixedLoad{"r-echo-1": 3, "r-echo-2": 1},
+	})
+	seedHistory(d, f, now)
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() {
+		defer close(runDone)
+		_ = d.Run(runCtx)
+	}()
+	t.Cleanup(func() {
+		stopRun()
+		<-runDone
+	})
+
+	srv := httptest.NewServer(testControl(d, f))
+	t.Cleanup(srv.Close)
+	scaleURL := srv.URL + "/api/v1/applications/echo/deployments/model/scale"
+	evil := httptest.NewServer(crossSite(scaleURL))
+	t.Cleanup(evil.Close)
+	// localhost and 127.0.0.1 are different sites to the browser, as two domains are.
+	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
+
+	ctx := newBrowser(t, chromium)
+	model := "#" + elemID("d", "echo\x00model")
+	echo := "#" + elemID("a", "echo")
+
+	// confirm() dialogs (token rotation) are accepted.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+
+	// Script errors and Content-Security-Policy violations fail the test at its end.
+	// (Refused requests log network errors; those are expected.)
+	var consoleMu sync.Mutex // guards problems
+	var problems []string
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Source == "security" || strings.Contains(m.Text, "Content Security Policy") {
+				consoleMu.Lock()
+				problems = append(problems, fmt.Sprintf("%s %s at %s:%d", m.Type, m.Text, m.URL, m.Line))
+				consoleMu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		consoleMu.Lock()
+		defer consoleMu.Unlock()
+		for _, p := range problems {
+			t.Errorf("the browser console reported: %s", p)
+		}
+	})
+
+	// Each step builds on the one before: stop at the first that fails.
+	step := func(name string, fn func(t *testing.T)) {
+		if !t.Run(name, fn) {
+			t.FailNow()
+		}
+	}
+
+	step("a wrong admin token is refused", func(t *testing.T) {
+		do(t, ctx, chromedp.Navigate(srv.URL+"/serve"))
+		waitJS(t, ctx, "a stranger is sent to the login page", `location.pathname === "/login"`)
+		do(t, ctx,
+			chromedp.SendKeys(chromedp.ID("token"), "not-the-token"),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		)
+		waitJS(t, ctx, "the login page says the token is wrong",
+			`(document.querySelector("#login-error") || {}).textContent === "That is not the admin token."`)
+		if got := eval[string](t, ctx, `location.pathname`); got != "/login" {
+			t.Fatalf("after a wrong token the browser is at %s, want /login", got)
+		}
+	})
+
+	step("log in and see the applications and their replicas", func(t *testing.T) {
+		do(t, ctx,
+			chromedp.SendKeys(chromedp.ID("token"), testAdminToken),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		)
+		waitJS(t, ctx, "the Serve page shows", `location.pathname === "/serve" && !!document.querySelector("h1")`)
+		text := eval[string](t, ctx, `document.body.innerText`)
+		for _, want := range []string{"echo", "files", "/echo", "/files", "model", "static", "r-echo-1", "r-echo-2", "r-files-1", "4101", "RUNNING", "HEALTHY"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the page does not show %q", want)
+			}
+		}
+		waitJS(t, ctx, "live updates are on", `document.querySelector("#live .live-text").textContent === "Live"`)
+	})
+
+	step("reveal and copy the token", func(t *testing.T) {
+		value := echo + " .token-value"
+		if got := eval[string](t, ctx, `document.querySelector(`+jsString(value)+`).textContent`); strings.Contains(got, "shoal_app") {
+			t.Fatalf("the token is visible before Show: %q", got)
+		}
+		do(t, ctx, chromedp.Click(chromedp.CSS(echo+` [data-action="show-token"]`)))
+		waitJS(t, ctx, "the token shows", `document.querySelector(`+jsString(value)+`).textContent === "shoal_app_first_secret_0001"`)
+
+		origin := srv.URL
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+				Setting:    browser.PermissionSettingGranted, Origin: origin,
+			}); err != nil {
+				t.Fatalf("granting %s: %v", name, err)
+			}
+		}
+		do(t, ctx, chromedp.Click(chromedp.CSS(echo+` [data-action="copy-token"]`)))
+		waitJS(t, ctx, "the page says the token was copied", `document.querySelector("#toast").textContent === "Token of echo copied"`)
+		if got := eval[string](t, ctx, `navigator.clipboard.readText()`); got != "shoal_app_first_secret_0001" {
+			t.Fatalf("the clipboard holds %q, want the token", got)
+		}
+
+		// The webhook snippets carry the real token once it is shown.
+		snippet := eval[string](t, ctx, `document.querySelector(`+jsString(model+"-curl")+`).textContent`)
+		for _, want := range []string{"curl -X POST " + "http://127.0.0.1:8000/api/v1/applications/echo/deployments/model/scale", "Bearer shoal_app_first_secret_0001"} {
+			if !strings.Contains(snippet, want) {
+				t.Errorf("the curl snippet %q lacks %q", snippet, want)
+			}
+		}
+	})
+
+	step("rotate the token after confirming", func(t *testing.T) {
+		do(t, ctx, chromedp.Click(chromedp.CSS(echo+` [data-action="rotate-token"]`)))
+		waitJS(t, ctx, "the new token shows", `document.querySelector(`+jsString(echo+" .token-value")+`).textContent === "shoal_app_rotated_secret_0001"`)
+		waitJS(t, ctx, "the new token's id shows", `document.querySelector(`+jsString(echo+"-tokmeta")+`).textContent.includes("app:echo#2")`)
+		if tok, _ := f.AppToken("echo"); tok.Secret != "shoal_app_rotated_secret_0001" {
+			t.Fatalf("the controller's token is %q, want it rotated", tok.Secret)
+		}
+		do(t, ctx, chromedp.Click(chromedp.CSS(echo+` [data-action="show-token"]`)))
+		waitJS(t, ctx, "the token hides again", `document.querySelector(`+jsString(echo+" .token-value")+`).dataset.masked === "true"`)
+	})
+
+	step("scale from the control and watch the page follow", func(t *testing.T) {
+		chartBefore := eval[string](t, ctx, `document.querySelector(`+jsString(model+"-chart .line-running")+`).getAttribute("d")`)
+		input := model + "-n"
+		// Select the field's text and type over it, as a person would.
+		eval[bool](t, ctx, `(() => { const i = document.querySelector(`+jsString(input)+`); i.focus(); i.select(); return true })()`)
+		do(t, ctx,
+			chromedp.KeyEvent("4"),
+			chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)),
+		)
+		waitJS(t, ctx, "the control shows the answer", `document.querySelector(`+jsString(model+" .scale-result")+`).textContent === "Target set to 4 (was 2)."`)
+		call, n := f.lastSet()
+		if n != 1 || call != (setCall{"echo", "model", 4, controller.SourceWebhook}) {
+			t.Fatalf("the controller got %d calls, the last %+v; want one webhook target of 4 for echo/model", n, call)
+		}
+		waitJS(t, ctx, "the target shows 4", `document.querySelector(`+jsString(model+` [data-field="target"]`)+`).textContent === "4"`)
+
+		f.setRunning("echo", "model", 4, time.Now())
+		waitJS(t, ctx, "the running count shows 4", `document.querySelector(`+jsString(model+` [data-field="running"]`)+`).textContent === "4"`)
+		waitJS(t, ctx, "the fourth replica is listed", `document.querySelector(`+jsString(model+"-replicas")+`).textContent.includes("r-echo-4")`)
+		waitJS(t, ctx, "the chart's running line moved",
+			`document.querySelector(`+jsString(model+"-chart .line-running")+`).getAttribute("d") !== `+jsString(chartBefore))
+		waitJS(t, ctx, "the scale call is in the audit table", `document.querySelector(`+jsString(model+"-audit tbody tr")+`).textContent.includes("2 → 4")`)
+
+	})
+
+	step("show a replica's log", func(t *testing.T) {
+		do(t, ctx, chromedp.Click(chromedp.CSS(model+` button[data-replica="r-echo-1"]`)))
+		waitJS(t, ctx, "the log shows", `document.querySelector(`+jsString(model+" .logs-text")+`).textContent === `+jsString(logText))
+		// The log stays open for the screenshots.
+	})
+
+	step("the page fits a phone and a wide monitor", func(t *testing.T) {
+		dir := t.TempDir()
+		if os.Getenv("SHOAL_SCREENSHOTS") == "1" {
+			dir = filepath.Join("..", "..", "docs")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shots := []struct {
+			name          string
+			width, height int64
+			scale         float64
+			mobile        bool
+		}{
+			{"dashboard-narrow.png", 375, 812, 2, true},
+			{"dashboard-wide.png", 1440, 900, 1, false},
+		}
+		waitJS(t, ctx, "no message covers the page", `!document.querySelector("#toast").classList.contains("is-visible")`)
+		do(t, ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 0, 0)) // no hover effect in the pictures
+		for _, s := range shots {
+			opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(s.scale)}
+			if s.mobile {
+				opts = append(opts, chromedp.EmulateMobile)
+			}
+			do(t, ctx, chromedp.EmulateViewport(s.width, s.height, opts...))
+			waitJS(t, ctx, "the layout settles", `window.innerWidth === `+strconv.FormatInt(s.width, 10))
+			if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > int(s.width) {
+				t.Errorf("at %d px the page is %d px wide: it scrolls sideways", s.width, w)
+			}
+			img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, s.name), img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("saved %s", filepath.Join(dir, s.name))
+		}
+		do(t, ctx, chromedp.EmulateViewport(1440, 900))
+	})
+
+	step("a target over the deployment's limit shows the API's error", func(t *testing.T) {
+		input := model + "-n"
+		eval[bool](t, ctx, `(() => { const i = document.querySelector(`+jsString(input)+`); i.focus(); i.select(); return true })()`)
+		do(t, ctx,
+			chromedp.KeyEvent("11"),
+			chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)),
+		)
+		waitJS(t, ctx, "the control shows the error", `document.querySelector(`+jsString(model+" .scale-result")+`).textContent === "target is above the replica_limit"`)
+	})
+
+	step("a cross-site POST without the header is refused", func(t *testing.T) {
+		_, sets := f.lastSet()
+		// From the dashboard's own origin, with the cookie but without the header.
+		status := eval[int](t, ctx, `fetch(`+jsString(scaleURL)+`, {method: "POST", credentials: "same-origin",
+			headers: {"Content-Type": "application/json"}, body: '{"target_num_replicas": 7}'}).then(r => r.status)`)
+		if status != http.StatusForbidden {
+			t.Errorf("a POST with the cookie but no header answered %d, want 403", status)
+		}
+		// From another site, by a form that submits itself.
+		do(t, ctx, chromedp.Navigate(evilURL))
+		waitJS(t, ctx, "the form was posted to shoal", `location.href === `+jsString(scaleURL))
+		waitJS(t, ctx, "shoal refused it", `document.body.innerText.includes("invalid token")`)
+		if _, after := f.lastSet(); after != sets {
+			t.Fatalf("the controller got %d scale calls from the refused posts", after-sets)
+		}
+	})
+
+	step("sign out", func(t *testing.T) {
+		do(t, ctx, chromedp.Navigate(srv.URL+"/serve"))
+		waitJS(t, ctx, "the Serve page shows", `location.pathname === "/serve"`)
+		do(t, ctx, chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)))
+		waitJS(t, ctx, "the login page shows", `location.pathname === "/login"`)
+		do(t, ctx, chromedp.Navigate(srv.URL+"/serve"))
+		waitJS(t, ctx, "the Serve page needs a new login", `location.pathname === "/login"`)
+		res, err := http.Get(srv.URL + "/dashboard/api/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("the state without a session answered %d, want 401", res.StatusCode)
+		}
+	})
+}
