@@ -1,0 +1,447 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"shoal/internal/api"
+	"shoal/internal/auth"
+	"shoal/internal/backend/process"
+	"shoal/internal/config"
+	"shoal/internal/controller"
+	"shoal/internal/dashboard"
+	"shoal/internal/metrics"
+	"shoal/internal/proxy"
+	"shoal/internal/store"
+)
+
+// Options configures Run. StateDir is required; the rest has defaults.
+type Options struct {
+	// ConfigPath, when set, is loaded before anything starts and deployed once shoal
+	// runs. Empty: the config deployed last in StateDir comes back.
+	ConfigPath string
+	// StateDir holds the store, the admin token and the replica logs.
+	StateDir string
+	// DashboardHost and DashboardPort are the control API's listener (default
+	// 127.0.0.1:8265; port 0 picks a free port).
+	DashboardHost string
+	DashboardPort int
+	// TLSCertFile and TLSKeyFile serve the control API over TLS when both are set.
+	TLSCertFile, TLSKeyFile string
+	// Logger receives the operational log (default: discarded).
+	Logger *slog.Logger
+	// Stdout receives the few lines a person (or a test) reads on start: the addresses,
+	// the state directory and where the admin token is. Never the token itself.
+	Stdout io.Writer
+	// Getenv reads the environment (default os.Getenv); only to say where the admin
+	// token came from.
+	Getenv func(string) string
+}
+
+// Bounds of the graceful stop.
+const (
+	// replicaStopSlack is added to the longest graceful_shutdown_timeout_s: the backend
+	// kills a replica when that runs out, so the slack only covers reaping.
+	replicaStopSlack = 5 * time.Second
+	// logMaxBytes caps each replica's log file.
+	logMaxBytes = 10 << 20
+)
+
+// Run starts shoal and blocks until ctx is cancelled or the control API is asked to shut
+// down; then it stops accepting, drains requests in flight, stops every replica
+// gracefully, closes the store and returns nil. Errors found before serving (a bad
+// config, a locked state directory, a port in use) are returned at once; a config's
+// errors come back as config.Errors.
+func Run(ctx context.Context, o Options) error {
+	o = o.withDefaults()
+	log := o.Logger
+
+	// Check the config first: a typo should cost nothing, not even the lock.
+	var cfg *config.Config
+	if o.ConfigPath != "" {
+		c, warnings, err := config.Load(o.ConfigPath)
+		if err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			log.Warn("config: " + w.String())
+		}
+		cfg = c
+	}
+
+	st, err := store.Open(o.StateDir)
+	if err != nil {
+		return err
+	}
+	closeStore := true
+	defer func() {
+		if closeStore {
+			st.Close()
+		}
+	}()
+
+	adminToken, err := auth.AdminToken(o.StateDir)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+
+	httpOpts, err := proxyOptions(cfg, st, log)
+	if err != nil {
+		return err
+	}
+
+	proxyLn, proxyURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, httpOpts.SSLCertfile, httpOpts.SSLKeyfile,
+		"change http_options.port in the config")
+	if err != nil {
+		return err
+	}
+	defer proxyLn.Close()
+	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, o.TLSCertFile, o.TLSKeyFile,
+		"pass another --dashboard-port")
+	if err != nil {
+		return err
+	}
+	defer controlLn.Close()
+	for _, l := range []struct {
+		what, host string
+		tls        bool
+	}{
+		{"proxy", httpOpts.Host, httpOpts.SSLCertfile != ""},
+		{"control API", o.DashboardHost, o.TLSCertFile != ""},
+	} {
+		if !l.tls && !isLoopback(l.host) {
+			log.Warn(fmt.Sprintf("the %s listens on %s without TLS: tokens would travel in clear text", l.what, l.host))
+		}
+	}
+
+	// The parts depend on each other in a circle (proxy → webhook → controller → backend
+	// → the proxy's load), so the webhook is reached through a variable set below, before
+	// any listener serves.
+	var a *api.API
+	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
+	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook})
+	logDir := filepath.Join(o.StateDir, "logs")
+	be := process.New(process.Options{
+		LogDir:      logDir,
+		LogMaxBytes: logMaxBytes,
+		Load:        px,
+		Logger:      log.With("component", "backend"),
+	})
+	handleBase := handleURLBase(proxyLn.Addr(), httpOpts.SSLCertfile != "")
+	ctrl, err := controller.New(controller.Options{
+		Store:     st,
+		Backend:   be,
+		Logger:    log.With("component", "controller"),
+		HandleURL: func(app string) string { return handleBase + "/-/handle/" + app },
+		Now:       time.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+
+	stopping := make(chan struct{})
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { close(stopping) }) }
+
+	// Metrics live on their own registry (no global state): shoal's collectors, the
+	// scrape-time gauges read from snapshots and the proxy, and the Go runtime's.
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	if err := metrics.RegisterRuntime(reg); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := m.WatchState(ctrl, metrics.FromReplicaLoad(px, ctrl)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	dash := dashboard.New(dashboard.Options{
+		Intents:    ctrl,
+		AdminToken: adminToken,
+		Logger:     log.With("component", "dashboard"),
+		LogDir:     logDir,
+		Now:        time.Now,
+		Secure:     o.TLSCertFile != "",
+		Load:       px,
+	})
+	cwd, _ := os.Getwd()
+	a = api.New(api.Options{
+		Intents:    ctrl,
+		AdminToken: adminToken,
+		Logger:     log.With("component", "api"),
+		LogDir:     logDir,
+		Now:        time.Now,
+		Shutdown:   stop,
+		Load:       px,
+		BaseDir:    cwd,
+		Metrics:    m.Handler(),
+		Dashboard:  dash,
+	})
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	var workers sync.WaitGroup
+	workers.Go(func() {
+		if err := ctrl.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("controller stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		if err := px.Run(runCtx, ctrl); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("proxy stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		// Run returns only ctx's error; anything else is worth a line.
+		if err := m.Run(runCtx, ctrl); !errors.Is(err, context.Canceled) {
+			log.Error("metrics stopped", "err", err)
+		}
+	})
+	workers.Go(func() { warnOnHTTPOptionsChange(runCtx, ctrl, httpOpts, log) })
+
+	proxySrv := &http.Server{
+		Handler:           px,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       config.Seconds(httpOpts.KeepAliveTimeoutS),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	controlSrv := &http.Server{
+		Handler:           a,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 2) // one per server, so neither blocks on exit
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{proxySrv, proxyLn}, {controlSrv, controlLn}} {
+		go func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+
+	fmt.Fprintf(o.Stdout, "shoal: proxy listening on %s\n", proxyURL)
+	fmt.Fprintf(o.Stdout, "shoal: control listening on %s\n", controlURL)
+	fmt.Fprintf(o.Stdout, "shoal: state dir %s\n", absPath(o.StateDir))
+	if o.Getenv("SHOAL_AUTH_TOKEN") != "" {
+		fmt.Fprintln(o.Stdout, "shoal: admin token from SHOAL_AUTH_TOKEN")
+	} else {
+		fmt.Fprintf(o.Stdout, "shoal: admin token in %s\n", filepath.Join(absPath(o.StateDir), "auth_token"))
+	}
+
+	var runErr error
+	if cfg != nil {
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		runErr = ctrl.Deploy(dctx, cfg)
+		cancel()
+		switch {
+		case runErr != nil && ctx.Err() != nil:
+			runErr = nil // a signal arrived during the deploy: stop as asked
+		case runErr != nil:
+			runErr = fmt.Errorf("deploy %s: %w", o.ConfigPath, runErr)
+		default:
+			log.Info("deployed", "config", o.ConfigPath, "applications", len(cfg.Applications))
+		}
+	}
+
+	if runErr == nil {
+		select {
+		case <-ctx.Done():
+			log.Info("signal received: shutting down")
+		case <-stopping:
+			log.Info("shutdown requested through the API: shutting down")
+		case err := <-serveErr:
+			runErr = fmt.Errorf("serve: %w", err)
+		}
+	}
+
+	// 1. Stop accepting and let requests in flight finish (replicas still run).
+	drain := httpOpts.RequestTimeout() + time.Second
+	var servers sync.WaitGroup
+	for _, srv := range []*http.Server{proxySrv, controlSrv} {
+		servers.Go(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("requests still in flight after the drain bound: closing", "bound", drain)
+				srv.Close()
+			}
+		})
+	}
+	servers.Wait()
+
+	// 2. Stop the controller first, so that nothing asks the backend for replicas while
+	// it stops them.
+	wait := replicaStopBound(ctrl.Snapshot())
+	cancelRun()
+	workers.Wait()
+
+	// 3. Stop every replica gracefully; the backend kills those that outlast their
+	// graceful_shutdown_timeout_s.
+	sctx, cancel := context.WithTimeout(context.Background(), wait)
+	if err := be.Shutdown(sctx); err != nil {
+		log.Warn("stopping replicas", "err", err)
+	}
+	cancel()
+
+	closeStore = false
+	if err := st.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("close store: %w", err)
+	}
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}
+
+func (o Options) withDefaults() Options {
+	if o.DashboardHost == "" {
+		o.DashboardHost = "127.0.0.1"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	return o
+}
+
+// proxyOptions picks the proxy's listener settings: from the config given on the
+// command line, else from the config deployed last, else the defaults. They are read
+// once: a later deploy that changes them takes effect at the next start.
+func proxyOptions(cfg *config.Config, st store.Store, log *slog.Logger) (config.HTTPOptions, error) {
+	if cfg != nil {
+		return cfg.HTTPOptions, nil
+	}
+	state, err := st.Load()
+	if err != nil {
+		return config.HTTPOptions{}, fmt.Errorf("load state: %w", err)
+	}
+	if len(state.Config) > 0 {
+		saved, _, err := config.Parse(state.Config, "stored config", "")
+		if err == nil {
+			return saved.HTTPOptions, nil
+		}
+		log.Warn("the stored config does not parse; the proxy uses the default http_options", "err", err)
+	}
+	return config.DefaultHTTPOptions(), nil
+}
+
+// listen binds a listener, with TLS when both files are given, and returns it with the
+// URL it serves on.
+func listen(what, host string, port int, certFile, keyFile, hint string) (net.Listener, string, error) {
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	var tlsConf *tls.Config
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s TLS certificate: %w", what, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s cannot listen on %s: %w; stop what uses it, or %s", what, addr, err, hint)
+	}
+	scheme := "http"
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "https"
+	}
+	return ln, scheme + "://" + ln.Addr().String(), nil
+}
+
+// handleURLBase is where replicas reach the proxy's handle endpoint: loopback, unless
+// the proxy is bound to one specific other address.
+func handleURLBase(addr net.Addr, tls bool) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// replicaStopBound is how long the graceful stop waits for replicas: the longest
+// graceful_shutdown_timeout_s of any deployment, plus slack for reaping.
+func replicaStopBound(snap *controller.Snapshot) time.Duration {
+	longest := 20 * time.Second // the default graceful_shutdown_timeout_s
+	if snap != nil {
+		longest = 0
+		for _, app := range snap.Applications {
+			for _, d := range app.Deployments {
+				longest = max(longest, config.Seconds(d.Config.GracefulShutdownTimeoutS))
+			}
+		}
+	}
+	return longest + replicaStopSlack
+}
+
+// warnOnHTTPOptionsChange logs once per change when a deploy changes the proxy's
+// listener settings, which take effect only at the next start.
+func warnOnHTTPOptionsChange(ctx context.Context, ctrl *controller.Controller, bound config.HTTPOptions, log *slog.Logger) {
+	var gen uint64
+	warned := bound
+	for {
+		snap, err := ctrl.Wait(ctx, gen)
+		if err != nil {
+			return
+		}
+		gen = snap.Generation
+		if snap.Config == nil {
+			continue
+		}
+		h := snap.HTTPOptions
+		if listenerOf(h) != listenerOf(bound) && listenerOf(h) != listenerOf(warned) {
+			log.Warn("http_options changed: the proxy keeps its listener until shoal restarts",
+				"listening", net.JoinHostPort(bound.Host, strconv.Itoa(bound.Port)),
+				"configured", net.JoinHostPort(h.Host, strconv.Itoa(h.Port)))
+			warned = h
+		}
+	}
+}
+
+type listener struct {
+	host      string
+	port      int
+	cert, key string
+}
+
+func listenerOf(h config.HTTPOptions) listener {
+	return listener{h.Host, h.Port, h.SSLCertfile, h.SSLKeyfile}
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
