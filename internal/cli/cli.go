@@ -119,6 +119,7 @@ its control API (--address, SHOAL_ADDRESS) with the admin token from the state d
 		newShutdownCmd(g),
 		newValidateCmd(g),
 		newVersionCmd(g),
+		newScalerCmd(),
 	)
 	return root
 }
