@@ -19,6 +19,7 @@ import (
 
 	"shoal/internal/api"
 	"shoal/internal/auth"
+	"shoal/internal/autoscale"
 	"shoal/internal/backend/process"
 	"shoal/internal/config"
 	"shoal/internal/controller"
@@ -163,7 +164,8 @@ func Run(ctx context.Context, o Options) error {
 	if err := metrics.RegisterRuntime(reg); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if err := m.WatchState(ctrl, metrics.FromReplicaLoad(px, ctrl)); err != nil {
+	load := metrics.FromReplicaLoad(px, ctrl)
+	if err := m.WatchState(ctrl, load); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	dash := dashboard.New(dashboard.Options{
@@ -174,6 +176,13 @@ func Run(ctx context.Context, o Options) error {
 		Now:        time.Now,
 		Secure:     o.TLSCertFile != "",
 		Load:       px,
+	})
+	// The built-in autoscaler samples the proxy's load of every autoscaled deployment
+	// and sets targets through the controller, like any other intent.
+	scaler := autoscale.NewRunner(autoscale.RunnerOptions{
+		Load:    load,
+		Targets: ctrl,
+		Logger:  log.With("component", "autoscaler"),
 	})
 	cwd, _ := os.Getwd()
 	a = api.New(api.Options{
@@ -187,6 +196,9 @@ func Run(ctx context.Context, o Options) error {
 		BaseDir:    cwd,
 		Metrics:    m.Handler(),
 		Dashboard:  dash,
+		Session:    dash.Session,
+		// The autoscaler's live view, fresher than the snapshot's.
+		Autoscaling: scaler,
 	})
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
@@ -208,6 +220,12 @@ func Run(ctx context.Context, o Options) error {
 			log.Error("metrics stopped", "err", err)
 		}
 	})
+	workers.Go(func() {
+		if err := dash.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("dashboard history stopped", "err", err)
+		}
+	})
+	workers.Go(func() { _ = scaler.Run(runCtx) })
 	workers.Go(func() { warnOnHTTPOptionsChange(runCtx, ctrl, httpOpts, log) })
 
 	proxySrv := &http.Server{
