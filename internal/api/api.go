@@ -40,6 +40,10 @@ type Options struct {
 	Dashboard http.Handler
 	// Load reports ongoing requests per replica (the proxy); nil reports 0.
 	Load backend.Load
+	// Observer, when non-nil, counts scale calls by result (the metrics).
+	Observer interface {
+		ObserveScale(app, dep, source, result string)
+	}
 	// Session, when non-nil, reports whether a request carries a dashboard session that
 	// may act as the admin (the dashboard checks its cookie and, for a change, a header a
 	// cross-site form cannot send). It is asked only when the request has no bearer token.

@@ -848,3 +848,34 @@ func TestADashboardSessionActsAsTheAdminOnlyWhenTheSessionCheckSaysSo(t *testing
 		t.Fatalf("audit entries %+v do not name the dashboard session", entries)
 	}
 }
+
+type scaleCounts map[string]int
+
+func (c scaleCounts) ObserveScale(app, dep, source, result string) {
+	c[app+"/"+dep+" "+source+" "+result]++
+}
+
+func TestScaleCallsAreCountedByResult(t *testing.T) {
+	e := newEnv(t)
+	counts := scaleCounts{}
+	e.api = New(Options{Intents: e.f, AdminToken: adminToken, Now: e.clock.now, BaseDir: t.TempDir(), Observer: counts})
+	calls := []struct {
+		q    req
+		want string
+	}{
+		{scaleReq(adminToken, "application/json", `{"target_num_replicas": 2}`), "ok"},
+		{scaleReq("", "application/json", `{"target_num_replicas": 2}`), "unauthorized"},
+		{scaleReq("wrong", "application/json", `{"target_num_replicas": 2}`), "forbidden"},
+		{scaleReq(adminToken, "text/plain", `{"target_num_replicas": 2}`), "invalid"},
+		{scaleReq(adminToken, "application/json", `{"target_num_replicas": -1}`), "invalid"},
+		{scaleReq(adminToken, "application/json", `{"target_num_replicas": 100000}`), "over_limit"},
+	}
+	for _, c := range calls {
+		e.call(t, c.q)
+	}
+	for _, c := range calls {
+		if counts["my-app/my-deployment webhook "+c.want] == 0 {
+			t.Errorf("no scale call counted as %q; counts %v", c.want, counts)
+		}
+	}
+}

@@ -63,6 +63,9 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		e.Status, e.Result = statusOf(err), err.Error()
 	}
+	if a.opts.Observer != nil {
+		a.opts.Observer.ObserveScale(app, dep, string(controller.SourceWebhook), scaleResult(e.Status, err))
+	}
 	if aerr := a.intents.RecordAudit(e); aerr != nil {
 		a.log.Error("writing the audit log failed", "app", app, "deployment", dep, "err", aerr)
 	}
@@ -273,4 +276,32 @@ func (a *API) getScale(w http.ResponseWriter, r *http.Request) error {
 		Audit:             audit,
 	})
 	return nil
+}
+
+// scaleResult names the outcome of a scale call for shoal_scale_requests_total.
+func scaleResult(status int, err error) string {
+	if err == nil {
+		return "ok"
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusBadRequest:
+		if strings.Contains(err.Error(), "replica_limit") {
+			return "over_limit"
+		}
+		return "invalid"
+	case http.StatusUnsupportedMediaType, http.StatusRequestEntityTooLarge:
+		return "invalid"
+	case http.StatusPreconditionFailed:
+		if strings.Contains(err.Error(), "Deployment is deleted") {
+			return "deleting"
+		}
+		return "disabled"
+	}
+	return "error"
 }

@@ -197,6 +197,7 @@ func Run(ctx context.Context, o Options) error {
 		Metrics:    m.Handler(),
 		Dashboard:  dash,
 		Session:    dash.Session,
+		Observer:   m,
 		// The autoscaler's live view, fresher than the snapshot's.
 		Autoscaling: scaler,
 	})
