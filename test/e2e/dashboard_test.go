@@ -1,0 +1,292 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// chromium returns Debian's chromium (or $SHOAL_CHROMIUM); needTool decides what a
+// missing one means.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, c := range []string{os.Getenv("SHOAL_CHROMIUM"), "/usr/bin/chromium", "chromium"} {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	needTool(t, "chromium (Debian's package chromium)", false)
+	return ""
+}
+
+// browserTab starts a headless chromium and returns a tab's context.
+func browserTab(t *testing.T, path string) context.Context {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return ctx
+}
+
+// tab drives one browser tab for a test.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+const browserStep = 15 * time.Second
+
+func (b tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b tab) str(expr string) string {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+func (b tab) num(expr string) int {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// wait polls a JavaScript condition until it holds.
+func (b tab) wait(timeout time.Duration, what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 2000)`))
+			b.t.Fatalf("after %v, still waiting until %s (%s; last error %v); the page:\n%s", timeout, what, expr, err, text)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// q quotes a string for JavaScript.
+func q(s string) string { return strconv.Quote(s) }
+
+// quickstartConfig is the quickstart's two applications — echo (sample replicas, here
+// with the external scaler) and files (Python's file server) — on a free proxy port.
+func quickstartConfig(t *testing.T, proxyPort int) string {
+	dir := t.TempDir()
+	writeFile(t, dir, "hello.txt", "hello\n")
+	return writeFile(t, dir, "serve.yaml", fmt.Sprintf(`http_options: {host: 127.0.0.1, port: %d, request_timeout_s: 10}
+applications:
+  - name: echo
+    route_prefix: /echo
+    external_scaler_enabled: true
+    deployments:
+      - name: model
+        num_replicas: 2
+        replica_limit: 5
+        command: [%q]
+        env: {MODEL: small}
+        health_check_path: /healthz
+        graceful_shutdown_wait_loop_s: 0.05
+        graceful_shutdown_timeout_s: 5
+  - name: files
+    route_prefix: /files
+    deployments:
+      - name: static
+        num_replicas: 1
+        command: ["python3", "-m", "http.server", "--bind", "127.0.0.1", "${PORT}"]
+        working_dir: %s
+        graceful_shutdown_timeout_s: 5
+`, proxyPort, bin.replica, dir))
+}
+
+// scaleWith calls the webhook on the proxy port with token and returns the status.
+func scaleWith(t *testing.T, s *shoal, token string, n int) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.proxyURL()+"/api/v1/applications/echo/deployments/model/scale",
+		bytes.NewReader([]byte(fmt.Sprintf(`{"target_num_replicas": %d}`, n))))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestTheDashboardShowsAndSteersARealShoal drives the dashboard of a real shoal with
+// real replicas in chromium: login, the Serve page, the token, scaling and the guards.
+func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
+	path := chromium(t)
+	_, err := exec.LookPath("python3")
+	needTool(t, "python3 (the quickstart's file server)", err == nil)
+
+	proxyPort := freePort(t)
+	s := startShoal(t, startOptions{config: quickstartConfig(t, proxyPort), proxyPort: proxyPort})
+	s.running("echo", "model", 2)
+	s.running("files", "static", 1)
+
+	b := tab{t: t, ctx: browserTab(t, path)}
+	dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+	echo := `.token-panel[data-app="echo"]`
+	model := `article.dep[data-app="echo"][data-dep="model"]`
+	running := func() string { return `document.querySelector(` + q(model+` [data-field="running"]`) + `).textContent` }
+
+	// A wrong admin token is refused.
+	b.do(chromedp.Navigate(s.controlURL() + "/"))
+	b.wait(10*time.Second, "the login page shows", `location.pathname === "/login"`)
+	b.do(chromedp.SendKeys(chromedp.ID("token"), "0000"), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.wait(10*time.Second, "the wrong token is refused", `!!document.querySelector("#login-error")`)
+
+	// Log in and see both applications and their replicas.
+	b.do(chromedp.SendKeys(chromedp.ID("token"), s.token()), chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+	b.wait(10*time.Second, "the Serve page shows", `location.pathname === "/serve"`)
+	text := b.str(`document.body.innerText`)
+	for app, a := range s.status().Applications {
+		if !strings.Contains(text, app) || !strings.Contains(text, a.RoutePrefix) {
+			t.Errorf("the page does not show application %s at %s", app, a.RoutePrefix)
+		}
+		for _, d := range a.Deployments {
+			for _, r := range d.Replicas {
+				if !strings.Contains(text, r.ID) || !strings.Contains(text, strconv.Itoa(r.PID)) {
+					t.Errorf("the page does not show replica %s (pid %d) of %s/%s", r.ID, r.PID, app, d.Name)
+				}
+			}
+		}
+	}
+
+	// Reveal and copy the token, and scale with it from a real HTTP client.
+	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="show-token"]`)))
+	b.wait(10*time.Second, "the token shows", `document.querySelector(`+q(echo+" .token-value")+`).dataset.masked === "false"`)
+	shown := b.str(`document.querySelector(` + q(echo+" .token-value") + `).textContent`)
+	cliToken, _, _ := s.cli("token", "echo")
+	if shown != strings.TrimSpace(cliToken) {
+		t.Fatalf("the page shows token %q, shoal token echo prints %q", shown, cliToken)
+	}
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(b.ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: perm, AllowWithoutSanitization: true},
+			Setting:    browser.PermissionSettingGranted, Origin: s.controlURL(),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="copy-token"]`)))
+	b.wait(10*time.Second, "the token is copied", `document.querySelector("#toast").textContent.includes("copied")`)
+	copied := b.str(`navigator.clipboard.readText()`)
+	if copied != shown {
+		t.Fatalf("the clipboard holds %q, want the token", copied)
+	}
+	if code := scaleWith(t, s, copied, 3); code != http.StatusOK {
+		t.Fatalf("scaling with the copied token answered %d, want 200", code)
+	}
+	s.running("echo", "model", 3)
+	b.wait(20*time.Second, "the page shows 3 running", running()+` === "3"`)
+
+	// Rotate it: the old token is refused at once, the new one works.
+	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="rotate-token"]`)))
+	b.wait(10*time.Second, "the new token shows", `document.querySelector(`+q(echo+" .token-value")+`).textContent !== `+q(shown))
+	rotated := b.str(`document.querySelector(` + q(echo+" .token-value") + `).textContent`)
+	if code := scaleWith(t, s, shown, 3); code != http.StatusForbidden {
+		t.Errorf("the old token answered %d after rotation, want 403", code)
+	}
+	if code := scaleWith(t, s, rotated, 3); code != http.StatusOK {
+		t.Errorf("the new token answered %d, want 200", code)
+	}
+
+	// Scale from the control and watch the running count and the chart follow.
+	chart := `document.querySelector(` + q(model+" .chart .line-running") + `).getAttribute("d")`
+	before := b.str(chart)
+	b.str(`(() => { const i = document.querySelector(` + q(model+" form.scale input") + `); i.focus(); i.select(); return "" })()`)
+	b.do(chromedp.KeyEvent("1"), chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)))
+	b.wait(10*time.Second, "the control shows the answer", `document.querySelector(`+q(model+" .scale-result")+`).textContent === "Target set to 1 (was 3)."`)
+	s.running("echo", "model", 1)
+	b.wait(20*time.Second, "the page shows 1 running", running()+` === "1"`)
+	b.wait(10*time.Second, "the chart changes", chart+` !== `+q(before))
+
+	// A POST with the session cookie but without the dashboard's header is refused,
+	// from the page itself and from another site's form.
+	scaleURL := s.controlURL() + "/api/v1/applications/echo/deployments/model/scale"
+	status := b.num(`fetch(` + q(scaleURL) + `, {method: "POST", credentials: "same-origin",
+		headers: {"Content-Type": "application/json"}, body: '{"target_num_replicas": 4}'}).then(r => r.status)`)
+	if status != http.StatusUnauthorized && status != http.StatusForbidden {
+		t.Errorf("a POST without the header answered %d, want 401 or 403", status)
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s" enctype="text/plain">
+<input type="hidden" name='{"target_num_replicas": 4, "pad": "' value='"}'></form>
+<script>document.getElementById("f").submit()</script>`, scaleURL)
+	}))
+	defer evil.Close()
+	b.do(chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)))
+	b.wait(10*time.Second, "the form was posted to shoal", `location.href === `+q(scaleURL))
+	b.wait(10*time.Second, "shoal answered with an error", `document.body.innerText.includes("error")`)
+	if got := s.status().Applications["echo"].Deployments["model"].Target; got != 1 {
+		t.Fatalf("the target is %d after the refused posts, want 1", got)
+	}
+}
