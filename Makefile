@@ -6,11 +6,13 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 STATICCHECK := $(GOBIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests and examples use: FastAPI/uvicorn for the seed example's
-# import_path app, requests for the Python examples, wrk and nginx for the benchmarks.
-APT_PACKAGES := python3-fastapi python3-uvicorn python3-requests wrk nginx-light
+# import_path app, requests for the Python examples, chromium for the dashboard's
+# browser tests, prometheus for the closed-loop scaler tests, wrk and nginx for the
+# benchmarks, iproute2 (ss) for the proxy load run.
+APT_PACKAGES := python3-fastapi python3-uvicorn python3-requests chromium prometheus wrk nginx-light iproute2
 TEST_TIMEOUT ?= 10m
 
-.PHONY: all build run run-seed deps test fmt-check vet staticcheck gotest e2e bench clean
+.PHONY: all build run run-seed deps test fmt-check vet staticcheck gotest e2e chaos bench clean
 
 all: build
 
@@ -59,12 +61,19 @@ vet:
 staticcheck:
 	$(STATICCHECK) ./...
 
+# The Kubernetes backend's tests run a real kube-apiserver and etcd, built from the Go
+# module proxy into .cache/k8s/bin on the first run (a few minutes) and reused after.
 gotest:
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	KUBEBUILDER_ASSETS=$$(hack/k8stools/build.sh) $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 # e2e runs only the end-to-end tests (real binary, real replica processes).
 e2e:
 	$(GO) test -race -timeout 5m -count=1 ./test/e2e/...
+
+# chaos runs the 15-minute soak of test/chaos (faults under load, from a seed it prints)
+# and writes its figures to bench/soak; `make test` runs a 3 × 20 s version of it.
+chaos:
+	$(GO) test -count=1 -timeout 30m -v ./test/chaos -run TestChaos -chaos.duration=15m -chaos.out=$(CURDIR)/bench/soak
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
