@@ -56,6 +56,13 @@ type Options struct {
 	// BaseDir resolves relative paths of configs sent to PUT /api/serve/applications/;
 	// default the process's working directory.
 	BaseDir string
+	// ConfigBackend is the backend configs sent to PUT /api/serve/applications/ are
+	// checked for (config.ParseFor); default config.BackendProcess.
+	ConfigBackend string
+	// Leader, when non-nil, names the shoal replica that leads (Kubernetes, several
+	// replicas), or "" when none is known: an intent refused by a follower with
+	// store.ErrNotLeader is answered 503 with Retry-After and this name.
+	Leader func() string
 }
 
 // Route is one method and path the API serves, in ServeMux pattern syntax ("{app}").

@@ -11,6 +11,7 @@ import (
 
 	"shoal/internal/auth"
 	"shoal/internal/controller"
+	"shoal/internal/store"
 )
 
 // httpError is an error that knows its HTTP status. Handlers return it (or a sentinel
@@ -40,6 +41,9 @@ func statusOf(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, controller.ErrOverLimit), errors.Is(err, controller.ErrNegative):
 		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNotLeader):
+		// A follower of several shoal replicas (Kubernetes): the leader can do it.
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -68,6 +72,13 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		a.limiter.Fail(auth.ClientAddr(r))
 	}
+	if errors.Is(err, store.ErrNotLeader) {
+		// Not a failure of this replica: the client retries, and through the Service a
+		// retry soon reaches the leader.
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, status, map[string]string{"error": a.notLeaderMessage()})
+		return
+	}
 	if status >= 500 {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -87,4 +98,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// notLeaderMessage is the error of an intent sent to a shoal that does not lead.
+func (a *API) notLeaderMessage() string {
+	leader := ""
+	if a.opts.Leader != nil {
+		leader = a.opts.Leader()
+	}
+	if leader == "" {
+		return "this shoal replica is not the leader and no leader is known yet: only the leader makes changes; retry in a second"
+	}
+	return fmt.Sprintf("this shoal replica is not the leader (%s is): only the leader makes changes; retry in a second", leader)
 }

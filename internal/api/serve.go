@@ -27,7 +27,11 @@ func (a *API) putApplications(w http.ResponseWriter, r *http.Request) error {
 	if len(body) > maxConfigBody {
 		return errorf(http.StatusRequestEntityTooLarge, "config is larger than %d bytes", maxConfigBody)
 	}
-	cfg, warnings, err := config.Parse(body, "request body", a.opts.BaseDir)
+	backend := a.opts.ConfigBackend
+	if backend == "" {
+		backend = config.BackendProcess
+	}
+	cfg, warnings, err := config.ParseFor(body, "request body", a.opts.BaseDir, backend)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "%s", err.Error())
 	}

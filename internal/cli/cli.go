@@ -76,6 +76,8 @@ type globals struct {
 	env      *Env
 	address  string
 	stateDir string
+	// cacert is a PEM file of CA certificates trusted besides the system's roots.
+	cacert string
 }
 
 func newRoot(env *Env) *cobra.Command {
@@ -107,6 +109,8 @@ its control API (--address, SHOAL_ADDRESS) with the admin token from the state d
 		"address of shoal's control API (env SHOAL_ADDRESS)")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", defaultStateDir(env.Getenv),
 		"shoal's state directory: store, admin token, replica logs (env SHOAL_STATE_DIR)")
+	root.PersistentFlags().StringVar(&g.cacert, "cacert", env.Getenv("SHOAL_CACERT"),
+		"CA certificate (PEM) to trust for an https:// address, such as the ca.crt of 'shoal start --self-signed' (env SHOAL_CACERT)")
 
 	root.AddCommand(
 		newStartCmd(g),

@@ -2,16 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"shoal/internal/auth"
+	"shoal/internal/tlsutil"
 	"shoal/pkg/client"
 )
 
@@ -21,12 +25,21 @@ type apiClient struct {
 	c        *client.Client
 	address  string
 	tokenErr error // why there is no admin token, reported if the API asks for one
+	stateDir string // to point at a self-signed CA file when the certificate is not trusted
 }
 
 func (g *globals) client() (*apiClient, error) {
 	addr := strings.TrimRight(g.address, "/")
 	if u, err := url.Parse(addr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--address %q: want a URL such as %s", g.address, DefaultAddress)
+	}
+	opts := []client.Option{client.WithTimeout(60 * time.Second)}
+	if g.cacert != "" {
+		conf, err := tlsutil.ClientConfig(g.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		opts = append(opts, client.WithTLSConfig(conf))
 	}
 	tok := strings.TrimSpace(g.env.Getenv("SHOAL_AUTH_TOKEN"))
 	var tokenErr error
@@ -36,9 +49,10 @@ func (g *globals) client() (*apiClient, error) {
 		tok, tokenErr = auth.ReadAdminToken(g.stateDir)
 	}
 	return &apiClient{
-		c:        client.New(addr, tok, client.WithTimeout(60*time.Second)),
+		c:        client.New(addr, tok, opts...),
 		address:  addr,
 		tokenErr: tokenErr,
+		stateDir: g.stateDir,
 	}, nil
 }
 
@@ -49,6 +63,9 @@ func (a *apiClient) explain(err error) error {
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("cannot reach shoal at %s: is it running? start it with 'shoal start CONFIG'", a.address)
+	}
+	if tlsErr := a.explainTLS(err); tlsErr != nil {
+		return tlsErr
 	}
 	var ae *client.APIError
 	if errors.As(err, &ae) {
@@ -74,6 +91,42 @@ func (a *apiClient) explain(err error) error {
 			strings.TrimPrefix(err.Error(), "shoal: "))
 	}
 	return errors.New(strings.TrimPrefix(err.Error(), "shoal: "))
+}
+
+// plainToTLS is what Go's http.Server answers a plain HTTP request on a TLS port.
+const plainToTLS = "Client sent an HTTP request to an HTTPS server"
+
+// explainTLS turns the TLS mistakes of a client into what to do about them, or returns
+// nil for any other error.
+func (a *apiClient) explainTLS(err error) error {
+	var (
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		ae      *client.APIError
+	)
+	switch {
+	case errors.As(err, &unknown):
+		hint := "pass --cacert FILE (or set SHOAL_CACERT) with the CA certificate that signed it"
+		if ca := filepath.Join(a.stateDir, "tls", tlsutil.CAFileName); fileExists(ca) {
+			hint = fmt.Sprintf("pass --cacert FILE (or set SHOAL_CACERT) with the CA certificate that signed it; for 'shoal start --self-signed' it is --cacert %s", ca)
+		}
+		return fmt.Errorf("shoal at %s presented a certificate this machine does not trust (%v); %s", a.address, unknown, hint)
+	case errors.As(err, &host):
+		return fmt.Errorf("shoal at %s presented a certificate for other names (%v); use an --address with a name it covers", a.address, host)
+	case errors.As(err, &invalid):
+		return fmt.Errorf("shoal at %s presented an invalid certificate (%v); renew it, or restart with --self-signed to remake the local one", a.address, invalid)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("shoal at %s serves plain HTTP, not HTTPS; use an http:// --address", a.address)
+	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.Contains(ae.Message, plainToTLS):
+		return fmt.Errorf("shoal at %s serves HTTPS; use an https:// --address (with --cacert for a self-signed certificate)", a.address)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (a *apiClient) deploy(ctx context.Context, body []byte) error {

@@ -34,7 +34,8 @@ func newScalerCmd() *cobra.Command {
 until interrupted, and sets deployment targets through the scale webhook with an
 application token (from shoal.token_file, or the variable shoal.token_env, default
 SHOAL_TOKEN; get one with 'shoal token APP'). The application needs
-external_scaler_enabled: true.`,
+external_scaler_enabled: true. For an https:// shoal.address signed by a CA of your
+own, shoal.cacert (or --cacert) names the CA file to trust.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -80,7 +81,7 @@ logged with the value and why.`,
 				return configError(cmd, err)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("scaler", "prometheus")
-			wh, err := scalerWebhook(cfg.Shoal, f.dryRun, cfg.Prometheus.Timeout.D(), log)
+			wh, err := scalerWebhook(withCACert(cmd, cfg.Shoal), f.dryRun, cfg.Prometheus.Timeout.D(), log)
 			if err != nil {
 				return err
 			}
@@ -141,7 +142,7 @@ back) means its first occurrence.`,
 				return printSchedule(cmd.OutOrStdout(), cfg, time.Now(), printN)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("scaler", "schedule")
-			wh, err := scalerWebhook(cfg.Shoal, f.dryRun, 10*time.Second, log)
+			wh, err := scalerWebhook(withCACert(cmd, cfg.Shoal), f.dryRun, 10*time.Second, log)
 			if err != nil {
 				return err
 			}
@@ -169,6 +170,20 @@ func configError(cmd *cobra.Command, err error) error {
 		return &exitCodeError{exitError}
 	}
 	return err
+}
+
+// withCACert applies the global --cacert (inherited from the root command) to a
+// scaler's shoal section: given on the command line it wins over the file's cacert;
+// from SHOAL_CACERT it applies only when the file names none.
+func withCACert(cmd *cobra.Command, s scaler.Shoal) scaler.Shoal {
+	f := cmd.Flags().Lookup("cacert")
+	if f == nil || f.Value.String() == "" {
+		return s
+	}
+	if f.Changed || s.CACert == "" {
+		s.CACert = f.Value.String()
+	}
+	return s
 }
 
 // scalerWebhook makes the webhook client. A dry run needs no token: without one it

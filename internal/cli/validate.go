@@ -10,15 +10,22 @@ import (
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var backend string
+	cmd := &cobra.Command{
 		Use:   "validate CONFIG",
 		Short: "Check a config file: print every error, or ok",
 		Long: `Check a config file without deploying it. Prints every error on stdout, one per
 line as file:line: path: message, and exits 1; or prints the warnings (ignored Ray
-fields) on stderr and "ok" on stdout, and exits 0.`,
+fields) on stderr and "ok" on stdout, and exits 0.
+
+--backend kubernetes also checks what that backend needs: an image for every deployment,
+and a command for an ingress deployment that would run an import_path.`,
 		Args: exactArgs("CONFIG"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, warnings, err := config.Load(args[0])
+			if err := checkBackend(backend); err != nil {
+				return err
+			}
+			_, warnings, err := config.LoadFor(args[0], backend)
 			var errs config.Errors
 			if errors.As(err, &errs) {
 				// The errors are this command's answer, so they go to stdout like "ok".
@@ -33,6 +40,9 @@ fields) on stderr and "ok" on stdout, and exits 0.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&backend, "backend", config.BackendProcess,
+		"the backend to check for: process or kubernetes")
+	return cmd
 }
 
 func printWarnings(g *globals, warnings []config.Warning) {

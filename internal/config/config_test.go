@@ -53,7 +53,9 @@ func warningLines(ws []Warning) string {
 }
 
 // Each testdata/*.bad.yaml starts with a comment saying why it is bad, and its
-// .err file holds every error exactly, as `shoal validate` prints them.
+// .err file holds every error exactly, as `shoal validate` prints them. A
+// *.kube.bad.yaml is checked for the Kubernetes backend (shoal validate --backend
+// kubernetes); the others for the process backend.
 func TestBadConfigsReportEveryErrorExactly(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.bad.yaml")
 	if err != nil {
@@ -71,7 +73,11 @@ func TestBadConfigsReportEveryErrorExactly(t *testing.T) {
 			if !strings.HasPrefix(string(data), "# ") {
 				t.Errorf("%s must start with a comment that says why it is bad", file)
 			}
-			cfg, _, err := Load(file)
+			backend := BackendProcess
+			if strings.HasSuffix(file, ".kube.bad.yaml") {
+				backend = BackendKubernetes
+			}
+			cfg, _, err := LoadFor(file, backend)
 			if err == nil {
 				t.Fatalf("Load accepted a bad config: %+v", cfg)
 			}
@@ -184,5 +190,78 @@ func TestNumReplicasMarshalsAsRayWritesIt(t *testing.T) {
 				t.Errorf("NumReplicas JSON round trip: %s -> %+v, %v", nb, back, err)
 			}
 		})
+	}
+}
+
+func TestTheKubernetesFieldsAreReadAsWritten(t *testing.T) {
+	cfg, _, err := LoadFor("testdata/kube.good.yaml", BackendKubernetes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, empty := cfg.Applications[0].Deployments[0], cfg.Applications[0].Deployments[1]
+	want := Resources{
+		Requests: map[string]string{"cpu": "0.5", "memory": "512Mi", "nvidia.com/gpu": "1"},
+		Limits:   map[string]string{"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2G"},
+	}
+	if !reflect.DeepEqual(web.Resources, want) {
+		t.Errorf("resources = %+v, want %+v", web.Resources, want)
+	}
+	if sel := map[string]string{"pool": "serving", "kubernetes.io/arch": "amd64", "gpu": "true"}; !reflect.DeepEqual(web.NodeSelector, sel) {
+		t.Errorf("node_selector = %v, want %v", web.NodeSelector, sel)
+	}
+	if web.ServiceAccount != "web" || web.Image != "registry.example/web:1.4" {
+		t.Errorf("service_account %q, image %q", web.ServiceAccount, web.Image)
+	}
+	// Empty mappings are the defaults: nothing, so the JSON form leaves them out.
+	if empty.Resources.Requests != nil || empty.Resources.Limits != nil || empty.NodeSelector != nil {
+		t.Errorf("empty mappings read as %+v, %v; want nil", empty.Resources, empty.NodeSelector)
+	}
+	data, err := json.Marshal(&cfg.Applications[0].Deployments[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(data); strings.Contains(s, "resources") || strings.Contains(s, "node_selector") {
+		t.Errorf("JSON of a deployment without them holds them: %s", s)
+	}
+}
+
+func TestBackendRulesApplyOnlyToTheirBackend(t *testing.T) {
+	const noImage = `
+applications:
+  - name: app
+    import_path: my_module:app
+    deployments:
+      - name: web
+`
+	for _, tc := range []struct {
+		name, backend, want string
+	}{
+		{"the process backend runs import_path under uvicorn without an image", BackendProcess, ""},
+		{"the kubernetes backend needs an image and a command", BackendKubernetes,
+			"line 6: applications[0].deployments[0].image: required on the kubernetes backend\n" +
+				"line 6: applications[0].deployments[0].command: required on the kubernetes backend: import_path is not run there; give the image's command, e.g. [\"python3\", \"-m\", \"uvicorn\", \"my_module:app\", \"--host\", \"0.0.0.0\", \"--port\", \"${PORT}\"]"},
+		{"an unknown backend is refused", "nomad", `unknown backend "nomad": want process or kubernetes`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ParseFor([]byte(noImage), "", t.TempDir(), tc.backend)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("error:\n%s\nwant:\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestQuantityValue(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want float64
+	}{{"500m", 0.5}, {"2", 2}, {"1Ki", 1024}, {"1.5Gi", 1.5 * (1 << 30)}, {"1e3", 1000}, {"2k", 2000}, {".5", 0.5}} {
+		if got, ok := quantityValue(tc.q); !ok || got != tc.want {
+			t.Errorf("quantityValue(%q) = %v, %v; want %v", tc.q, got, ok, tc.want)
+		}
 	}
 }

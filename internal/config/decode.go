@@ -36,6 +36,8 @@ type parser struct {
 	invalid map[string]bool
 	// budget is what is left of maxNodes.
 	budget int
+	// backend is the backend the config is checked for (BackendProcess by default).
+	backend string
 }
 
 func newParser(file, baseDir string) *parser {

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // Load reads, defaults and validates the config file at path. Relative paths in it are
@@ -10,11 +13,27 @@ import (
 // every problem, each as "path:line: yaml.path: message"; warnings name the accepted
 // fields that shoal ignores and are returned in either case.
 func Load(path string) (*Config, []Warning, error) {
+	return LoadFor(path, BackendProcess)
+}
+
+// LoadFor is Load for a backend (one of Backends): on BackendKubernetes a config must
+// also give what that backend needs (see ParseFor).
+func LoadFor(path, backend string) (*Config, []Warning, error) {
+	if err := checkBackend(backend); err != nil {
+		return nil, nil, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	return Parse(data, path, filepath.Dir(path))
+	return ParseFor(data, path, filepath.Dir(path), backend)
+}
+
+func checkBackend(backend string) error {
+	if !slices.Contains(Backends, backend) {
+		return fmt.Errorf("unknown backend %q: want %s", backend, strings.Join(Backends, " or "))
+	}
+	return nil
 }
 
 // Parse decodes a config from YAML or JSON (JSON is YAML), fills in defaults, and
@@ -22,11 +41,23 @@ func Load(path string) (*Config, []Warning, error) {
 // relative paths are resolved against baseDir ("" is the working directory). On a bad
 // config the error is an Errors listing every problem.
 func Parse(data []byte, name, baseDir string) (*Config, []Warning, error) {
+	return ParseFor(data, name, baseDir, BackendProcess)
+}
+
+// ParseFor is Parse for a backend (one of Backends). BackendProcess is Parse. On
+// BackendKubernetes, every deployment needs an image, and the ingress deployment of an
+// application with an import_path needs a command: each missing one is an error at its
+// path ("applications[0].deployments[1].image: required on the kubernetes backend").
+func ParseFor(data []byte, name, baseDir, backend string) (*Config, []Warning, error) {
+	if err := checkBackend(backend); err != nil {
+		return nil, nil, err
+	}
 	base, err := filepath.Abs(baseDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	p := newParser(name, base)
+	p.backend = backend
 	var cfg *Config
 	if root := p.parseYAML(data); root != nil {
 		cfg = p.config(root)

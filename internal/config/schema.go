@@ -14,7 +14,7 @@ import (
 // AutoscalingConfig.
 var (
 	topSchema = schema{
-		known: []string{"http_options", "applications"},
+		known: []string{"http_options", "applications", "scalers"},
 		hints: sameReason(`Ray's single-application format is not supported; put the application in "applications: [...]"`,
 			"name", "import_path", "route_prefix", "deployments", "runtime_env", "args"),
 		ignored: map[string]string{
@@ -51,7 +51,7 @@ var (
 		openIgnored: localEnvReason,
 	}
 	deploymentSchema = schema{
-		nested: map[string]*schema{"autoscaling_config": &autoscalingSchema},
+		nested: map[string]*schema{"autoscaling_config": &autoscalingSchema, "resources": &resourcesSchema},
 		hints: map[string]string{
 			"route_prefix":           "route_prefix belongs to the application",
 			"import_path":            "import_path belongs to the application",
@@ -60,6 +60,7 @@ var (
 		},
 		known: []string{
 			"name", "num_replicas", "command", "env", "working_dir", "health_check_path", "ingress", "image",
+			"resources", "node_selector", "service_account",
 			"max_ongoing_requests", "max_queued_requests",
 			"graceful_shutdown_wait_loop_s", "graceful_shutdown_timeout_s",
 			"health_check_period_s", "health_check_timeout_s",
@@ -109,6 +110,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	if f, ok := fs["http_options"]; ok && !isNull(f.val) {
 		p.httpOptions(f.val, "http_options", &cfg.HTTPOptions)
+	}
+	if f, ok := fs["scalers"]; ok && !isNull(f.val) {
+		cfg.Scalers = p.scalers(f.val, "scalers")
 	}
 	f, ok := fs["applications"]
 	switch {
@@ -443,7 +447,21 @@ func (p *parser) deployment(n *yaml.Node, path string) Deployment {
 			}
 		case "image":
 			if v, ok := p.str(f.val, fp); ok {
+				if v == "" {
+					p.errorAt(f.val, fp, "must not be empty")
+				}
 				d.Image = v
+			}
+		case "resources":
+			d.Resources = p.resources(f.val, fp)
+		case "node_selector":
+			d.NodeSelector = p.nodeSelector(f.val, fp)
+		case "service_account":
+			if v, ok := p.str(f.val, fp); ok {
+				if msg := checkDNSSubdomain(v); msg != "" {
+					p.errorAt(f.val, fp, "%s", msg)
+				}
+				d.ServiceAccount = v
 			}
 		case "max_ongoing_requests":
 			if v, ok := p.integer(f.val, fp); ok {

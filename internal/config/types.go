@@ -8,6 +8,24 @@ import "time"
 type Config struct {
 	HTTPOptions  HTTPOptions   `json:"http_options"`
 	Applications []Application `json:"applications"`
+	// Scalers are the ready-made external scalers `shoal start` runs next to the proxy
+	// (shoal's field, not Ray's). Empty by default.
+	Scalers Scalers `json:"scalers,omitzero"`
+}
+
+// Scalers lists the scaler files `shoal start` runs, by kind: each file is the YAML
+// that `shoal scaler prometheus` or `shoal scaler schedule` reads.
+type Scalers struct {
+	Prometheus []ScalerRef `json:"prometheus,omitempty"`
+	Schedule   []ScalerRef `json:"schedule,omitempty"`
+}
+
+// ScalerRef is one scaler run by `shoal start`.
+type ScalerRef struct {
+	// Config is the scaler's YAML file, made absolute against the config file's
+	// directory. Its "shoal:" section is not used: shoal points the scaler at its own
+	// proxy with each application's token.
+	Config string `json:"config"`
 }
 
 // HTTPOptions configures the proxy listener (Ray's http_options).
@@ -69,6 +87,11 @@ type Deployment struct {
 	// Image is the container image of the replicas; the Kubernetes backend requires it,
 	// the process backend ignores it.
 	Image string `json:"image,omitempty"`
+	// Resources, NodeSelector and ServiceAccount shape a replica's pod on the Kubernetes
+	// backend; the process backend ignores them. Empty by default.
+	Resources      Resources         `json:"resources,omitzero"`
+	NodeSelector   map[string]string `json:"node_selector,omitempty"`
+	ServiceAccount string            `json:"service_account,omitempty"`
 
 	MaxOngoingRequests        int     `json:"max_ongoing_requests"`          // default 5
 	MaxQueuedRequests         int     `json:"max_queued_requests"`           // default -1 (unbounded)
@@ -80,6 +103,13 @@ type Deployment struct {
 
 	UserConfig        any                `json:"user_config,omitempty"`
 	AutoscalingConfig *AutoscalingConfig `json:"autoscaling_config,omitempty"`
+}
+
+// Resources are a replica's compute requests and limits, in Kubernetes quantities by
+// resource name: {"cpu": "500m", "memory": "1Gi"}.
+type Resources struct {
+	Requests map[string]string `json:"requests,omitempty"`
+	Limits   map[string]string `json:"limits,omitempty"`
 }
 
 // NumReplicas is num_replicas: an integer, the string "auto", or unset.

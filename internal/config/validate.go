@@ -28,6 +28,9 @@ func (p *parser) finish(cfg *Config) {
 			routes[app.RoutePrefix] = join(path, "route_prefix")
 		}
 		p.finishApp(app, path)
+		if p.backend == BackendKubernetes {
+			p.checkKubernetes(app, path)
+		}
 	}
 }
 

@@ -247,7 +247,8 @@ func (c *Controller) DeleteAll(ctx context.Context) error {
 // InitialTarget (source config); a redeploy that changes the deployment's version or its
 // num_replicas resets the target likewise; any other redeploy keeps the current target
 // and its source (a webhook's target survives a redeploy of the same config or a change
-// of only external_scaler_enabled; an autoscaler's survives while the version stays).
+// of only external_scaler_enabled; an autoscaler's survives while the version stays,
+// clamped to the autoscaling bounds deployed, as Ray does).
 //
 // An application that is still being deleted and comes back in cfg is a new deploy, as
 // in Ray: fresh targets, and its deployments start once the old replicas have stopped
@@ -354,6 +355,14 @@ func nextTarget(prev *store.DeploymentState, d *config.Deployment, ver string, n
 		}
 	}
 	ds := *prev
+	if a := d.AutoscalingConfig; a != nil {
+		// Ray clamps a kept autoscaling target to the bounds of the config deployed
+		// (AutoscalingState.register → apply_bounds): a new min_replicas or max_replicas
+		// applies at once, not after the autoscaler's upscale or downscale delay.
+		if n := min(max(ds.Target, a.MinReplicas), a.MaxReplicas); n != ds.Target {
+			ds.Target, ds.UpdatedAt = n, now
+		}
+	}
 	if d.ReplicaLimit > 0 && ds.Target > d.ReplicaLimit {
 		// replica_limit is a hard cap on every target, a kept one included.
 		ds.Target, ds.UpdatedAt = d.ReplicaLimit, now

@@ -198,6 +198,10 @@ func TestDeployHandsTheBackendCompleteSpecs(t *testing.T) {
 	front.Env = map[string]string{"MODEL": "small"}
 	front.UserConfig = map[string]any{"threshold": 0.5}
 	front.HealthCheckPath = "/healthz"
+	front.Image = "registry.example/front:2"
+	front.Resources = config.Resources{Requests: map[string]string{"cpu": "500m"}, Limits: map[string]string{"memory": "1Gi"}}
+	front.NodeSelector = map[string]string{"pool": "serving"}
+	front.ServiceAccount = "front"
 	back := dep("back", 1)
 	a := app("shop", true, front, back)
 	a.Args = map[string]any{"size": "large"}
@@ -235,6 +239,20 @@ func TestDeployHandsTheBackendCompleteSpecs(t *testing.T) {
 	if sp.HealthCheckPeriod != 10*time.Second || sp.HealthCheckTimeout != 30*time.Second ||
 		sp.DrainPollInterval != 2*time.Second || sp.GracefulStopTimeout != 20*time.Second || sp.MaxOngoingRequests != 5 {
 		t.Errorf("durations and limits = %+v", sp)
+	}
+	// The pod's shape, for the Kubernetes backend; copies, so the backend cannot change
+	// the deployed config.
+	wantRes := backend.Resources{Requests: map[string]string{"cpu": "500m"}, Limits: map[string]string{"memory": "1Gi"}}
+	if sp.Image != "registry.example/front:2" || !reflect.DeepEqual(sp.Resources, wantRes) ||
+		!reflect.DeepEqual(sp.NodeSelector, map[string]string{"pool": "serving"}) || sp.ServiceAccount != "front" {
+		t.Errorf("image %q resources %+v node selector %v service account %q", sp.Image, sp.Resources, sp.NodeSelector, sp.ServiceAccount)
+	}
+	same := func(a, b map[string]string) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	if d := cfg.Applications[0].Deployments[0]; same(sp.Resources.Requests, d.Resources.Requests) ||
+		same(sp.Resources.Limits, d.Resources.Limits) || same(sp.NodeSelector, d.NodeSelector) {
+		t.Error("the spec shares maps with the deployed config")
 	}
 	bs, _ := h.be.Spec(backend.Key{App: "shop", Deployment: "back"})
 	if bs.Env["SHOAL_USER_CONFIG"] != "null" || bs.Env["SHOAL_DEPLOYMENT"] != "back" {
@@ -366,6 +384,17 @@ func TestAutoscaledTargetSurvivesARedeployOfTheSameVersion(t *testing.T) {
 	h.deploy(cfgOf(a))
 	if d := h.dep("shop", "front"); d.Target != 6 || d.TargetSource != SourceAutoscaler {
 		t.Errorf("after a redeploy of the same version: %d (%s), want 6 (autoscaler)", d.Target, d.TargetSource)
+	}
+
+	// New bounds apply to the kept target at once (Ray's apply_bounds on register).
+	for _, b := range []struct{ min, max, want int }{{1, 4, 4}, {5, 8, 5}} {
+		a = app("shop", false, auto())
+		a.Deployments[0].AutoscalingConfig.MinReplicas = b.min
+		a.Deployments[0].AutoscalingConfig.MaxReplicas = b.max
+		h.deploy(cfgOf(a))
+		if d := h.dep("shop", "front"); d.Target != b.want || d.TargetSource != SourceAutoscaler {
+			t.Errorf("after a redeploy with bounds [%d, %d]: %d (%s), want %d (autoscaler)", b.min, b.max, d.Target, d.TargetSource, b.want)
+		}
 	}
 
 	a = app("shop", false, auto())

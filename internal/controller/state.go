@@ -109,6 +109,12 @@ func (c *Controller) buildSpec(a *config.Application, d *config.Deployment, targ
 		GracefulStopTimeout: config.Seconds(d.GracefulShutdownTimeoutS),
 		MaxOngoingRequests:  d.MaxOngoingRequests,
 		Image:               d.Image,
+		Resources: backend.Resources{
+			Requests: maps.Clone(d.Resources.Requests),
+			Limits:   maps.Clone(d.Resources.Limits),
+		},
+		NodeSelector:   maps.Clone(d.NodeSelector),
+		ServiceAccount: d.ServiceAccount,
 	}
 }
 

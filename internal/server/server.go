@@ -27,6 +27,7 @@ import (
 	"shoal/internal/metrics"
 	"shoal/internal/proxy"
 	"shoal/internal/store"
+	"shoal/internal/tlsutil"
 )
 
 // Options configures Run. StateDir is required; the rest has defaults.
@@ -42,6 +43,10 @@ type Options struct {
 	DashboardPort int
 	// TLSCertFile and TLSKeyFile serve the control API over TLS when both are set.
 	TLSCertFile, TLSKeyFile string
+	// SelfSigned serves each listener that has no certificate of its own (neither
+	// http_options.ssl_* nor TLSCertFile) with a self-signed one for 127.0.0.1,
+	// localhost and ::1, from a CA made in <StateDir>/tls and reused while valid.
+	SelfSigned bool
 	// Logger receives the operational log (default: discarded).
 	Logger *slog.Logger
 	// Stdout receives the few lines a person (or a test) reads on start: the addresses,
@@ -50,6 +55,8 @@ type Options struct {
 	// Getenv reads the environment (default os.Getenv); only to say where the admin
 	// token came from.
 	Getenv func(string) string
+	// BackendOptions choose where replicas run (kube.go): local processes by default.
+	BackendOptions
 }
 
 // Bounds of the graceful stop.
@@ -68,6 +75,9 @@ const (
 // errors come back as config.Errors.
 func Run(ctx context.Context, o Options) error {
 	o = o.withDefaults()
+	if o.Backend == config.BackendKubernetes {
+		return runKube(ctx, o)
+	}
 	log := o.Logger
 
 	// Check the config first: a typo should cost nothing, not even the lock.
@@ -103,29 +113,38 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	scalerCfgs, err := loadScalers(cfg, st)
+	if err != nil {
+		return err
+	}
 
-	proxyLn, proxyURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, httpOpts.SSLCertfile, httpOpts.SSLKeyfile,
+	tlsFiles, err := resolveTLS(o, httpOpts, time.Now())
+	if err != nil {
+		return err
+	}
+	proxyLn, proxyURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, tlsFiles.proxyCert, tlsFiles.proxyKey,
 		"change http_options.port in the config")
 	if err != nil {
 		return err
 	}
 	defer proxyLn.Close()
-	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, o.TLSCertFile, o.TLSKeyFile,
+	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, tlsFiles.controlCert, tlsFiles.controlKey,
 		"pass another --dashboard-port")
 	if err != nil {
 		return err
 	}
 	defer controlLn.Close()
-	for _, l := range []struct {
-		what, host string
-		tls        bool
-	}{
-		{"proxy", httpOpts.Host, httpOpts.SSLCertfile != ""},
-		{"control API", o.DashboardHost, o.TLSCertFile != ""},
-	} {
-		if !l.tls && !isLoopback(l.host) {
-			log.Warn(fmt.Sprintf("the %s listens on %s without TLS: tokens would travel in clear text", l.what, l.host))
+	warnPlainListeners(log, tlsFiles, httpOpts.Host, o.DashboardHost)
+	// With TLS on the proxy, replicas and the scalers inside shoal reach it through a
+	// plain loopback listener of its own (see listenHandle), not the TLS port.
+	handleAddr := proxyLn.Addr()
+	var handleLn net.Listener
+	if tlsFiles.proxy() {
+		if handleLn, err = listenHandle(); err != nil {
+			return err
 		}
+		defer handleLn.Close()
+		handleAddr = handleLn.Addr()
 	}
 
 	// The parts depend on each other in a circle (proxy → webhook → controller → backend
@@ -141,7 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		Load:        px,
 		Logger:      log.With("component", "backend"),
 	})
-	handleBase := handleURLBase(proxyLn.Addr(), httpOpts.SSLCertfile != "")
+	handleBase := handleURLBase(handleAddr, false /* plain HTTP */)
 	ctrl, err := controller.New(controller.Options{
 		Store:     st,
 		Backend:   be,
@@ -174,7 +193,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:     log.With("component", "dashboard"),
 		LogDir:     logDir,
 		Now:        time.Now,
-		Secure:     o.TLSCertFile != "",
+		Secure:     tlsFiles.control(),
 		Load:       px,
 	})
 	// The built-in autoscaler samples the proxy's load of every autoscaled deployment
@@ -240,11 +259,16 @@ func Run(ctx context.Context, o Options) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	serveErr := make(chan error, 2) // one per server, so neither blocks on exit
-	for _, s := range []struct {
+	serveErr := make(chan error, 3) // one per server, so none blocks on exit
+	type served struct {
 		srv *http.Server
 		ln  net.Listener
-	}{{proxySrv, proxyLn}, {controlSrv, controlLn}} {
+	}
+	servers := []served{{proxySrv, proxyLn}, {controlSrv, controlLn}}
+	if handleLn != nil {
+		servers = append(servers, served{handleServer(px, proxySrv.IdleTimeout, log), handleLn})
+	}
+	for _, s := range servers {
 		go func() {
 			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				serveErr <- err
@@ -254,6 +278,7 @@ func Run(ctx context.Context, o Options) error {
 
 	fmt.Fprintf(o.Stdout, "shoal: proxy listening on %s\n", proxyURL)
 	fmt.Fprintf(o.Stdout, "shoal: control listening on %s\n", controlURL)
+	printSelfSigned(o.Stdout, tlsFiles, proxyURL, controlURL)
 	fmt.Fprintf(o.Stdout, "shoal: state dir %s\n", absPath(o.StateDir))
 	if o.Getenv("SHOAL_AUTH_TOKEN") != "" {
 		fmt.Fprintln(o.Stdout, "shoal: admin token from SHOAL_AUTH_TOKEN")
@@ -277,6 +302,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	if runErr == nil {
+		// After the deploy, so that their first calls find the applications.
+		startScalers(runCtx, &workers, scalerCfgs, scalerEnv{
+			address: handleBase, token: ctrl.AppToken, reg: reg, log: log,
+		})
 		select {
 		case <-ctx.Done():
 			log.Info("signal received: shutting down")
@@ -289,9 +318,10 @@ func Run(ctx context.Context, o Options) error {
 
 	// 1. Stop accepting and let requests in flight finish (replicas still run).
 	drain := httpOpts.RequestTimeout() + time.Second
-	var servers sync.WaitGroup
-	for _, srv := range []*http.Server{proxySrv, controlSrv} {
-		servers.Go(func() {
+	var draining sync.WaitGroup
+	for _, s := range servers {
+		srv := s.srv
+		draining.Go(func() {
 			sctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil {
@@ -300,7 +330,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 		})
 	}
-	servers.Wait()
+	draining.Wait()
 
 	// 2. Stop the controller first, so that nothing asks the backend for replicas while
 	// it stops them.
@@ -369,11 +399,11 @@ func listen(what, host string, port int, certFile, keyFile, hint string) (net.Li
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	var tlsConf *tls.Config
 	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		c, err := tlsutil.LoadServerConfig(certFile, keyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s TLS certificate: %w", what, err)
 		}
-		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConf = c
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

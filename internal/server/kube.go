@@ -1,0 +1,666 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"shoal/internal/api"
+	"shoal/internal/auth"
+	"shoal/internal/autoscale"
+	"shoal/internal/backend"
+	"shoal/internal/backend/kube"
+	"shoal/internal/config"
+	"shoal/internal/controller"
+	"shoal/internal/dashboard"
+	"shoal/internal/leader"
+	"shoal/internal/metrics"
+	"shoal/internal/proxy"
+	"shoal/internal/store"
+)
+
+// Names of what shoal keeps in its namespace on the Kubernetes backend; the manifests in
+// deploy/kubernetes make the Secret and the Lease, and grant access to them by name.
+const (
+	kubeStoreName = "shoal"        // ConfigMap shoal, Secret shoal-tokens, ConfigMaps shoal-audit-*
+	kubeLeaseName = "shoal-leader" // the Lease of the leader election
+	// kubeStartName is the ConfigMap that records which start config was deployed last
+	// (the sha256 of its JSON, under kubeStartKey).
+	kubeStartName = "shoal-start-config"
+	kubeStartKey  = "sha256"
+	// kubeProxyService is the Service in front of every shoal replica's proxy
+	// (deploy/kubernetes/shoal.yaml): where replicas reach the handle endpoint.
+	kubeProxyService = "shoal-proxy"
+	// kubeFollowPoll is how often a follower asks the API server whether the leader
+	// changed the state, and rebuilds its view when it did.
+	kubeFollowPoll = time.Second
+	// kubeRetry spaces the attempts to build a controller (a read of the state) that
+	// failed.
+	kubeRetry = 2 * time.Second
+)
+
+// BackendOptions choose the backend of Run and configure the Kubernetes one.
+type BackendOptions struct {
+	// Backend is config.BackendProcess (the default, "") or config.BackendKubernetes.
+	Backend string
+	// Namespace holds shoal's state and deployments; default the kubeconfig's current
+	// namespace, or the pod's own in a cluster.
+	Namespace string
+	// Kubeconfig is a kubeconfig file; default the in-cluster config in a pod, else
+	// $KUBECONFIG or ~/.kube/config (kube.Config).
+	Kubeconfig string
+	// ProxyURL is where replicas reach shoal's proxy, the base of SHOAL_HANDLE_URL;
+	// default http://shoal-proxy.<namespace>.svc:<http_options.port>, the Service of
+	// deploy/kubernetes/shoal.yaml.
+	ProxyURL string
+	// Identity names this replica in the leader election; default leader.Identity()
+	// ($POD_NAME, else host and process id).
+	Identity string
+	// The leader election's timings; default leader's (15 s, 10 s, 2 s).
+	LeaseDuration, LeaseRenewDeadline, LeaseRetryPeriod time.Duration
+}
+
+// routeKlog sends klog's output to the first Kubernetes Run's logger. klog is
+// process-wide and may be configured only before client-go runs (a later change races
+// with its goroutines): the binary calls Run once; a test that starts several shoal
+// servers in one process gets the first one's logger for all.
+var routeKlog sync.Once
+
+// runKube is Run on the Kubernetes backend. Every shoal replica serves the proxy, the
+// control API and the dashboard from a controller of its own, built on the state in
+// the API server and the Deployments, pods and EndpointSlices it watches. They elect a
+// leader with a Lease: the leader's controller writes (state, Deployments, counts);
+// a follower's refuses every change with store.ErrNotLeader (503 at the API) and is
+// rebuilt whenever the leader changes the state. Replicas are Kubernetes's: stopping
+// shoal leaves them running.
+func runKube(ctx context.Context, o Options) error {
+	log := o.Logger
+	// client-go (the leader election, informers) logs through klog.
+	routeKlog.Do(func() { klog.SetSlogLogger(log.With("component", "kubernetes")) })
+
+	var cfg *config.Config
+	if o.ConfigPath != "" {
+		c, warnings, err := config.LoadFor(o.ConfigPath, config.BackendKubernetes)
+		if err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			log.Warn("config: " + w.String())
+		}
+		cfg = c
+	}
+
+	client, ns, err := kube.NewClient(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
+	identity := o.Identity
+	if identity == "" {
+		identity = leader.Identity()
+	}
+	log = log.With("namespace", ns, "identity", identity)
+
+	adminToken, err := auth.AdminToken(o.StateDir)
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if o.Getenv("SHOAL_AUTH_TOKEN") == "" {
+		log.Warn("the admin token comes from the state directory: several shoal replicas need one SHOAL_AUTH_TOKEN")
+	}
+
+	// Every replica starts as a follower; the election makes one the leader.
+	st := store.NewKube(client, ns, kubeStoreName)
+	st.SetLeading(false)
+	defer st.Close()
+	initial, err := st.Load()
+	if err != nil {
+		return fmt.Errorf("read the state from the API server (namespace %s): %w", ns, err)
+	}
+	httpOpts, err := proxyOptions(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	proxyURL := o.ProxyURL
+	if proxyURL == "" {
+		scheme := "http"
+		if httpOpts.SSLCertfile != "" {
+			scheme = "https"
+		}
+		proxyURL = scheme + "://" + kubeProxyService + "." + ns + ".svc:" + strconv.Itoa(httpOpts.Port)
+	}
+	proxyURL = strings.TrimSuffix(proxyURL, "/")
+
+	proxyLn, proxyListenURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, httpOpts.SSLCertfile, httpOpts.SSLKeyfile,
+		"change http_options.port in the config")
+	if err != nil {
+		return err
+	}
+	defer proxyLn.Close()
+	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, o.TLSCertFile, o.TLSKeyFile,
+		"pass another --dashboard-port")
+	if err != nil {
+		return err
+	}
+	defer controlLn.Close()
+	for _, l := range []struct {
+		what, host string
+		tls        bool
+	}{
+		{"proxy", httpOpts.Host, httpOpts.SSLCertfile != ""},
+		{"control API", o.DashboardHost, o.TLSCertFile != ""},
+	} {
+		if !l.tls && !isLoopback(l.host) {
+			log.Warn(fmt.Sprintf("the %s listens on %s without TLS: tokens would travel in clear text", l.what, l.host))
+		}
+	}
+
+	sw := newSwitch(httpOpts, log.With("component", "controller"))
+	// As in Run: the proxy serves the webhook of the API, which is made below, before
+	// any listener serves.
+	var a *api.API
+	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
+	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook})
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	if err := metrics.RegisterRuntime(reg); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	load := metrics.FromReplicaLoad(px, sw)
+	if err := m.WatchState(sw, load); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	dash := dashboard.New(dashboard.Options{
+		Intents:    sw,
+		AdminToken: adminToken,
+		Logger:     log.With("component", "dashboard"),
+		Now:        time.Now,
+		Secure:     o.TLSCertFile != "",
+		Load:       px,
+	})
+	stopping := make(chan struct{})
+	var stopOnce sync.Once
+	var currentLeader atomic.Pointer[string]
+	roles := &kubeRoles{
+		client: client, ns: ns, log: log,
+		store: st, sw: sw, load: load,
+		controllerOptions: controller.Options{
+			Store:     st,
+			Logger:    log.With("component", "controller"),
+			HandleURL: func(app string) string { return proxyURL + "/-/handle/" + app },
+			Now:       time.Now,
+		},
+		cfg: cfg, cfgPath: o.ConfigPath, initialConfig: initial.Config,
+	}
+	a = api.New(api.Options{
+		Intents:       sw,
+		AdminToken:    adminToken,
+		Logger:        log.With("component", "api"),
+		Now:           time.Now,
+		Shutdown:      func() { stopOnce.Do(func() { close(stopping) }) },
+		Load:          px,
+		Metrics:       m.Handler(),
+		Dashboard:     dash,
+		Session:       dash.Session,
+		Observer:      m,
+		Autoscaling:   roles,
+		ConfigBackend: config.BackendKubernetes,
+		Leader: func() string {
+			if l := currentLeader.Load(); l != nil {
+				return *l
+			}
+			return ""
+		},
+	})
+
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	var workers sync.WaitGroup
+	roles.follow(runCtx)
+	workers.Go(func() {
+		err := leader.Run(runCtx, leader.Options{
+			Client: client, Namespace: ns, Name: kubeLeaseName, Identity: identity,
+			Logger:        log.With("component", "leader"),
+			LeaseDuration: o.LeaseDuration, RenewDeadline: o.LeaseRenewDeadline, RetryPeriod: o.LeaseRetryPeriod,
+			OnStart: func(lctx context.Context) { roles.lead(runCtx, lctx) },
+			OnNewLeader: func(id string) {
+				currentLeader.Store(&id)
+				if id != identity {
+					log.Info("following the leader", "leader", id)
+				}
+			},
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("leader election stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		if err := px.Run(runCtx, sw); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("proxy stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		if err := m.Run(runCtx, sw); !errors.Is(err, context.Canceled) {
+			log.Error("metrics stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		if err := dash.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("dashboard history stopped", "err", err)
+		}
+	})
+
+	proxySrv := &http.Server{
+		Handler:           handleFromPods(px),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       config.Seconds(httpOpts.KeepAliveTimeoutS),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	controlSrv := &http.Server{
+		Handler:           a,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 2) // one per server, so neither blocks on exit
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{proxySrv, proxyLn}, {controlSrv, controlLn}} {
+		go func() {
+			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+
+	fmt.Fprintf(o.Stdout, "shoal: proxy listening on %s\n", proxyListenURL)
+	fmt.Fprintf(o.Stdout, "shoal: control listening on %s\n", controlURL)
+	fmt.Fprintf(o.Stdout, "shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s\n", ns, identity, proxyURL)
+	if o.Getenv("SHOAL_AUTH_TOKEN") != "" {
+		fmt.Fprintln(o.Stdout, "shoal: admin token from SHOAL_AUTH_TOKEN")
+	} else {
+		fmt.Fprintf(o.Stdout, "shoal: admin token in %s\n", filepath.Join(absPath(o.StateDir), "auth_token"))
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("signal received: shutting down")
+	case <-stopping:
+		log.Info("shutdown requested through the API: shutting down")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+
+	// 1. Stop accepting and let requests in flight finish.
+	drain := httpOpts.RequestTimeout() + time.Second
+	var servers sync.WaitGroup
+	for _, srv := range []*http.Server{proxySrv, controlSrv} {
+		servers.Go(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("requests still in flight after the drain bound: closing", "bound", drain)
+				srv.Close()
+			}
+		})
+	}
+	servers.Wait()
+
+	// 2. Give the Lease up (a successor leads at once) and stop watching. The replicas
+	// keep running: they are Kubernetes's.
+	cancelRun()
+	workers.Wait()
+	roles.wait()
+	if runErr == nil {
+		log.Info("stopped")
+	}
+	return runErr
+}
+
+// handleFromPods lets replicas call the proxy's handle endpoint (/-/handle/, Ray's
+// DeploymentHandle) from their pods. The proxy answers it to loopback clients only,
+// which on one machine are the replicas; in a cluster they come from pod addresses,
+// which are private. A request to it from a private address is passed on as if from
+// loopback; from a public address it meets the proxy's own refusal.
+func handleFromPods(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/-/handle/") {
+			if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+				if ip := net.ParseIP(host); ip != nil && (ip.IsPrivate() || ip.IsLinkLocalUnicast()) {
+					r2 := *r
+					r2.RemoteAddr = net.JoinHostPort("127.0.0.1", port)
+					if r.Header.Get("X-Forwarded-For") == "" {
+						r2.Header = r.Header.Clone()
+						r2.Header.Set("X-Forwarded-For", host)
+					}
+					r = &r2
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// kubeRoles runs this replica's controller in its current role: a follower's, rebuilt
+// as the state changes, or the leader's. Both run on a backend of their own: a
+// follower's backend records specs it never writes, and a leader starting from it would
+// write stale ones (a deployment deleted since, say); a new leader starts clean from the
+// state in the API server.
+type kubeRoles struct {
+	client            kubernetes.Interface
+	ns                string
+	log               *slog.Logger
+	store             *store.Kube
+	sw                *switchable
+	load              autoscale.Load
+	controllerOptions controller.Options // without Backend
+
+	// The config given to `shoal start`, and the config saved in the API server when
+	// this process started: the first time this process leads, it deploys cfg when it
+	// is new (see deployStartConfigLocked).
+	cfg           *config.Config
+	cfgPath       string
+	initialConfig []byte
+
+	mu        sync.Mutex // serialises role changes; guards following, deployed, closed
+	following *kubeTerm  // the follower term running, or nil
+	deployed  bool       // the start config was deployed (or skipped) once
+	// closed is set by wait: no term starts after it (the election may call lead just
+	// after it returned).
+	closed bool
+	terms  sync.WaitGroup // lead calls and follower terms; Add only under mu, while !closed
+
+	scaler atomic.Pointer[autoscale.Runner] // the leader's autoscaler, nil on a follower
+}
+
+// kubeTerm is one follower term: the loop that runs its backend and rebuilds its
+// controller.
+type kubeTerm struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Detail implements api.Options.Autoscaling with the leader's autoscaler; a follower
+// has none and the snapshot's view is shown.
+func (r *kubeRoles) Detail(key backend.Key) *controller.AutoscalingDetail {
+	if s := r.scaler.Load(); s != nil {
+		return s.Detail(key)
+	}
+	return nil
+}
+
+// follow starts a follower term, until ctx is done or lead stops it.
+func (r *kubeRoles) follow(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.followLocked(ctx)
+}
+
+func (r *kubeRoles) followLocked(ctx context.Context) {
+	if r.following != nil || r.closed || ctx.Err() != nil {
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	t := &kubeTerm{cancel: cancel, done: make(chan struct{})}
+	r.following = t
+	r.terms.Add(1)
+	go func() {
+		defer r.terms.Done()
+		defer close(t.done)
+		r.runFollower(fctx)
+	}()
+}
+
+// runFollower observes through a backend that writes nothing, and rebuilds the
+// controller whenever the saved state changes (its resourceVersion), so the snapshot,
+// the tokens and the targets this replica serves follow the leader's within a poll.
+func (r *kubeRoles) runFollower(ctx context.Context) {
+	b := kube.New(kube.Options{Client: r.client, Namespace: r.ns, Logger: r.log.With("component", "backend"), Follower: true})
+	defer shutdownBackend(b, r.log)
+	if err := b.WaitForSync(ctx); err != nil {
+		return
+	}
+	var (
+		rev     string
+		built   bool
+		stopCur = func() {}
+	)
+	defer func() { stopCur() }()
+	tick := time.NewTicker(kubeFollowPoll)
+	defer tick.Stop()
+	for {
+		// The revision is read before the state: a change in between makes the next
+		// poll rebuild again, never miss one.
+		next, err := r.store.Revision()
+		switch {
+		case err != nil:
+			r.log.Warn("reading the state's revision failed", "err", err)
+		case !built || next != rev:
+			opts := r.controllerOptions
+			opts.Backend = b
+			c, err := controller.New(opts)
+			if err != nil {
+				r.log.Warn("reading the state failed; following it again soon", "err", err)
+				break
+			}
+			stopCur()
+			stopCur = r.runController(ctx, c)
+			rev, built = next, true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// runController makes c the controller this replica serves from and runs its loop
+// until the returned stop is called (or ctx is done).
+func (r *kubeRoles) runController(ctx context.Context, c *controller.Controller) (stop func()) {
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	r.sw.set(c)
+	wg.Go(func() { _ = c.Run(cctx) })
+	wg.Go(func() { r.sw.pump(cctx, c) })
+	return func() { cancel(); wg.Wait() }
+}
+
+// lead runs while this replica leads (lctx); runCtx is the whole run's. It stops the
+// follower term, builds the leader's backend and controller on the state in the API
+// server, deploys the start config the first time, and runs the autoscaler. When the
+// leadership ends it stops writing at once and follows again.
+func (r *kubeRoles) lead(runCtx, lctx context.Context) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.terms.Add(1)
+	defer r.terms.Done()
+	if t := r.following; t != nil {
+		t.cancel()
+		<-t.done
+		r.following = nil
+	}
+	// No intent may reach the follower's controller once the store writes: its view of
+	// the state may be older than the one the leader's controller loads below.
+	r.sw.detach()
+	r.store.SetLeading(true)
+	b := kube.New(kube.Options{Client: r.client, Namespace: r.ns, Logger: r.log.With("component", "backend")})
+	var c *controller.Controller
+	err := b.WaitForSync(lctx)
+	for err == nil {
+		opts := r.controllerOptions
+		opts.Backend = b
+		if c, err = controller.New(opts); err == nil {
+			break
+		}
+		r.log.Warn("reading the state failed; trying again", "err", err)
+		select {
+		case <-lctx.Done():
+			err = lctx.Err()
+		case <-time.After(kubeRetry):
+			err = nil
+		}
+	}
+	var stop func()
+	var scaling sync.WaitGroup
+	if c != nil {
+		stop = r.runController(lctx, c)
+		scaler := autoscale.NewRunner(autoscale.RunnerOptions{Load: r.load, Targets: c, Logger: r.log.With("component", "autoscaler")})
+		r.scaler.Store(scaler)
+		scaling.Go(func() { _ = scaler.Run(lctx) })
+		r.deployStartConfigLocked(lctx, c)
+		r.log.Info("leading: this replica writes the state and the Deployments")
+	}
+	r.mu.Unlock()
+
+	<-lctx.Done()
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Stop writing before anything else: a successor may be leading already.
+	b.SetLeading(false)
+	r.store.SetLeading(false)
+	r.scaler.Store(nil)
+	scaling.Wait()
+	if stop != nil {
+		stop()
+	}
+	shutdownBackend(b, r.log)
+	r.followLocked(runCtx)
+}
+
+// deployStartConfigLocked deploys the config given to `shoal start`, the first time
+// this process leads, when it is new: unlike the last start config any shoal replica
+// deployed (recorded in the ConfigMap kubeStartName), and the saved config unchanged
+// since this process started. So a rollout with an edited file deploys it once; a
+// replica that leads later with the same file leaves a config deployed through the API
+// alone; and a replica older than the last deploy (one with the previous file, during
+// a rollout) does not undo it.
+func (r *kubeRoles) deployStartConfigLocked(ctx context.Context, c *controller.Controller) {
+	if r.cfg == nil || r.deployed {
+		return
+	}
+	hash, err := configHash(r.cfg)
+	if err != nil {
+		r.log.Error("encoding the start config failed", "err", err)
+		r.deployed = true
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	last, err := readStartHash(cctx, r.client, r.ns)
+	if err != nil {
+		r.log.Error("reading which start config was deployed last failed; not deploying "+r.cfgPath, "err", err)
+		return // tried again at the next term
+	}
+	now, err := r.store.Load()
+	if err != nil {
+		r.log.Error("reading the state before deploying the start config failed", "err", err)
+		return
+	}
+	r.deployed = true
+	switch {
+	case last == hash:
+		r.log.Info("the start config was deployed already: not deploying it again", "config", r.cfgPath)
+		return
+	case !bytes.Equal(now.Config, r.initialConfig):
+		r.log.Info("a config was deployed since this replica started: not deploying its start config", "config", r.cfgPath)
+		return
+	}
+	if err := c.Deploy(cctx, r.cfg); err != nil {
+		r.log.Error("deploying the start config failed", "config", r.cfgPath, "err", err)
+		r.deployed = false
+		return
+	}
+	if err := writeStartHash(cctx, r.client, r.ns, hash); err != nil {
+		r.log.Warn("recording the start config failed: the next leader may deploy it again", "err", err)
+	}
+	r.log.Info("deployed", "config", r.cfgPath, "applications", len(r.cfg.Applications))
+}
+
+// configHash identifies a config by its content: its JSON (maps in key order).
+func configHash(cfg *config.Config) (string, error) {
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// readStartHash returns the hash of the last start config deployed, "" when none was.
+func readStartHash(ctx context.Context, c kubernetes.Interface, ns string) (string, error) {
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, kubeStartName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return cm.Data[kubeStartKey], nil
+}
+
+func writeStartHash(ctx context.Context, c kubernetes.Interface, ns, hash string) error {
+	cms := c.CoreV1().ConfigMaps(ns)
+	cm, err := cms.Get(ctx, kubeStartName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: kubeStartName, Namespace: ns,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "shoal"}},
+			Data: map[string]string{kubeStartKey: hash},
+		}, metav1.CreateOptions{})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data[kubeStartKey] = hash
+	_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+	return err
+}
+
+// wait returns once every term has ended; call it once the run's ctx is done.
+func (r *kubeRoles) wait() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.terms.Wait()
+}
+
+func shutdownBackend(b *kube.Backend, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		log.Warn("stopping the kubernetes watches", "err", err)
+	}
+}
