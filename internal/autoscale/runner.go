@@ -43,8 +43,9 @@ type Runner struct {
 type tracked struct {
 	window Window
 	state  State
-	// cfgKey identifies the deployment's version and autoscaling_config: when it changes
-	// the decision state starts over (Ray resets its policy state on a config change).
+	// cfgKey identifies the deployment's version and config: when it changes the
+	// decision state starts over (Ray resets its policy state when a redeploy changes the
+	// deployment's config or version, DeploymentInfo.config_changed).
 	cfgKey string
 	detail controller.AutoscalingDetail
 }
@@ -175,6 +176,8 @@ func (r *Runner) Step(ctx context.Context, now time.Time) {
 }
 
 func cfgKey(d *controller.Deployment) string {
-	b, _ := json.Marshal(d.Config.AutoscalingConfig)
+	// The whole deployment config, as Ray compares deployment_config as a whole: a new
+	// max_ongoing_requests restarts the delays as a new autoscaling_config does.
+	b, _ := json.Marshal(d.Config)
 	return d.Version + "|" + string(b)
 }

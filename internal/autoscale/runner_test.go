@@ -95,23 +95,40 @@ func TestRunnerScalesAfterTheDelayOnItsClock(t *testing.T) {
 }
 
 func TestRunnerStartsOverOnAConfigChange(t *testing.T) {
-	r, ld, tg := newFixture(nil)
-	ctx := context.Background()
-	t0 := time.Unix(1_700_000_000, 0)
-	ld.ongoing = 8
-	r.Step(ctx, t0)
-	r.Step(ctx, t0.Add(1500*time.Millisecond))
-	tg.mu.Lock()
-	tg.dep.Version = "v2"
-	tg.mu.Unlock()
-	// Without the reset, the increase wanted since t0 would apply at t0+2s.
-	r.Step(ctx, t0.Add(2*time.Second))
-	if len(tg.calls) != 0 {
-		t.Fatalf("scaled to %v although a config change restarted the delay", tg.calls)
-	}
-	r.Step(ctx, t0.Add(4*time.Second))
-	if len(tg.calls) != 1 {
-		t.Fatalf("set targets %v, want one change 2 s after the config change", tg.calls)
+	for _, tc := range []struct {
+		name   string
+		change func(d *controller.Deployment)
+	}{
+		{"a new version restarts the delay", func(d *controller.Deployment) { d.Version = "v2" }},
+		{"a new autoscaling_config restarts the delay", func(d *controller.Deployment) {
+			c := *d.Config.AutoscalingConfig
+			c.MaxReplicas++
+			d.Config.AutoscalingConfig = &c
+		}},
+		{"another field of the deployment config restarts the delay", func(d *controller.Deployment) {
+			d.Config.MaxOngoingRequests = 7
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ld, tg := newFixture(nil)
+			ctx := context.Background()
+			t0 := time.Unix(1_700_000_000, 0)
+			ld.ongoing = 8
+			r.Step(ctx, t0)
+			r.Step(ctx, t0.Add(1500*time.Millisecond))
+			tg.mu.Lock()
+			tc.change(&tg.dep)
+			tg.mu.Unlock()
+			// Without the reset, the increase wanted since t0 would apply at t0+2s.
+			r.Step(ctx, t0.Add(2*time.Second))
+			if len(tg.calls) != 0 {
+				t.Fatalf("scaled to %v although a config change restarted the delay", tg.calls)
+			}
+			r.Step(ctx, t0.Add(4*time.Second))
+			if len(tg.calls) != 1 {
+				t.Fatalf("set targets %v, want one change 2 s after the config change", tg.calls)
+			}
+		})
 	}
 }
 
