@@ -98,6 +98,8 @@ class Policy:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shoal", default=os.environ.get("SHOAL_ADDRESS", "http://127.0.0.1:8000"))
+    p.add_argument("--cacert", default=os.environ.get("SHOAL_CACERT", ""),
+                   help="CA file to trust for an https:// --shoal, e.g. ca.crt of `shoal start --self-signed`")
     p.add_argument("--prometheus", default="http://127.0.0.1:9090")
     p.add_argument("--app", required=True)
     p.add_argument("--deployment", required=True)
@@ -121,10 +123,11 @@ def main():
         sys.exit("set SHOAL_TOKEN (from `shoal token APP`)")
     url = f"{a.shoal.rstrip('/')}/api/v1/applications/{a.app}/deployments/{a.deployment}/scale"
     headers = {"Authorization": f"Bearer {token}"}
+    verify = a.cacert or True  # requests: a CA file, or True for the system's trust store
     policy = Policy(a)
     if token:
         try:  # knowing the current target lets max_step and the cooldowns apply at once
-            r = requests.get(url, headers=headers, timeout=10)
+            r = requests.get(url, headers=headers, timeout=10, verify=verify)
             r.raise_for_status()
             policy.target = r.json()["target_num_replicas"]
         except (requests.RequestException, KeyError, ValueError) as e:
@@ -138,7 +141,8 @@ def main():
         log.info("value=%s target=%s: %s", value, policy.target, why)
         if target is not None and not a.dry_run:
             try:
-                r = requests.post(url, json={"target_num_replicas": target}, headers=headers, timeout=10)
+                r = requests.post(url, json={"target_num_replicas": target}, headers=headers, timeout=10,
+                                  verify=verify)
                 r.raise_for_status()
                 log.info("set %s/%s to %d", a.app, a.deployment, target)
             except requests.RequestException as e:

@@ -79,6 +79,8 @@ def next_changes(now, count):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shoal", default=os.environ.get("SHOAL_ADDRESS", "http://127.0.0.1:8000"))
+    p.add_argument("--cacert", default=os.environ.get("SHOAL_CACERT", ""),
+                   help="CA file to trust for an https:// --shoal, e.g. ca.crt of `shoal start --self-signed`")
     p.add_argument("--app", required=True)
     p.add_argument("--deployment", required=True)
     p.add_argument("--dry-run", action="store_true", help="decide and log, call nothing")
@@ -109,7 +111,8 @@ def main():
             else:
                 try:
                     r = requests.post(url, json={"target_num_replicas": n},
-                                      headers={"Authorization": f"Bearer {token}"}, timeout=10)
+                                      headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                                      verify=a.cacert or True)
                     r.raise_for_status()
                     log.info("set %s/%s to %d (%s)", a.app, a.deployment, n, why)
                     applied = n

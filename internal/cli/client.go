@@ -24,7 +24,7 @@ import (
 type apiClient struct {
 	c        *client.Client
 	address  string
-	tokenErr error // why there is no admin token, reported if the API asks for one
+	tokenErr error  // why there is no admin token, reported if the API asks for one
 	stateDir string // to point at a self-signed CA file when the certificate is not trusted
 }
 
@@ -111,15 +111,15 @@ func (a *apiClient) explainTLS(err error) error {
 		if ca := filepath.Join(a.stateDir, "tls", tlsutil.CAFileName); fileExists(ca) {
 			hint = fmt.Sprintf("pass --cacert FILE (or set SHOAL_CACERT) with the CA certificate that signed it; for 'shoal start --self-signed' it is --cacert %s", ca)
 		}
-		return fmt.Errorf("shoal at %s presented a certificate this machine does not trust (%v); %s", a.address, unknown, hint)
+		return fmt.Errorf("cannot trust the certificate of shoal at %s (%v); %s", a.address, unknown, hint)
 	case errors.As(err, &host):
-		return fmt.Errorf("shoal at %s presented a certificate for other names (%v); use an --address with a name it covers", a.address, host)
+		return fmt.Errorf("the certificate of shoal at %s is for other names (%v); use an --address with a name it covers", a.address, host)
 	case errors.As(err, &invalid):
-		return fmt.Errorf("shoal at %s presented an invalid certificate (%v); renew it, or restart with --self-signed to remake the local one", a.address, invalid)
+		return fmt.Errorf("the certificate of shoal at %s is not valid (%v); renew it, or restart shoal with --self-signed to remake the local one", a.address, invalid)
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("shoal at %s serves plain HTTP, not HTTPS; use an http:// --address", a.address)
+		return fmt.Errorf("%s serves plain HTTP, not HTTPS; use an http:// --address", a.address)
 	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.Contains(ae.Message, plainToTLS):
-		return fmt.Errorf("shoal at %s serves HTTPS; use an https:// --address (with --cacert for a self-signed certificate)", a.address)
+		return fmt.Errorf("%s serves HTTPS, not plain HTTP; use an https:// --address (with --cacert for a self-signed certificate)", a.address)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/pem"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestTheCLIOverHTTPSNeedsTheCAAndSaysSo(t *testing.T) {
 		{"with --cacert the status is shown", map[string]string{"SHOAL_ADDRESS": addr}, []string{"--cacert", caFile, "status"}, true, nil},
 		{"with SHOAL_CACERT the status is shown", map[string]string{"SHOAL_ADDRESS": addr, "SHOAL_CACERT": caFile}, []string{"status"}, true, nil},
 		{"without a CA the error says to pass --cacert", map[string]string{"SHOAL_ADDRESS": addr}, []string{"status"}, false,
-			[]string{"does not trust", "pass --cacert FILE"}},
+			[]string{"cannot trust the certificate", "pass --cacert FILE"}},
 		{"without a CA next to a self-signed state the error names its CA file", map[string]string{"SHOAL_ADDRESS": addr, "SHOAL_STATE_DIR": selfSigned},
 			[]string{"status"}, false, []string{"--cacert " + filepath.Join(selfSigned, "tls", "ca.crt")}},
 		{"plain HTTP to the TLS port says to use https", map[string]string{"SHOAL_ADDRESS": strings.Replace(addr, "https://", "http://", 1)},
@@ -69,6 +70,50 @@ func TestTheCLIOverHTTPSNeedsTheCAAndSaysSo(t *testing.T) {
 				if !strings.Contains(stderr, w) {
 					t.Errorf("stderr %q does not say %q", stderr, w)
 				}
+			}
+		})
+	}
+}
+
+func TestAScalerTakesTheCAFromItsConfigOrFromCACert(t *testing.T) {
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}}`))
+	}))
+	defer prom.Close()
+	f, addr, caFile := tlsFakeAPI(t)
+	path := "/api/v1/applications/my-app/deployments/my-dep/scale"
+	f.answers["GET "+path] = []string{`{"application":"my-app","deployment":"my-dep","target_num_replicas":1}`}
+	f.answers["POST "+path] = []string{`{"message":"ok","target_num_replicas":5,"previous_target_num_replicas":1}`}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("app-token\n"), 0o600)
+	conf := func(name, cacert string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(`
+shoal: {address: `+addr+`, token_file: token`+cacert+`}
+prometheus: {url: `+prom.URL+`}
+targets:
+  - {application: my-app, deployment: my-dep, query: sum(load), per_replica: 10, max: 20}
+`), 0o600)
+		return p
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		posts int // scale calls that reached the fake so far
+	}{
+		{"without a CA no call gets through", []string{"scaler", "prometheus", "--once", "--config", conf("none.yaml", "")}, 0},
+		{"the config's cacert is trusted", []string{"scaler", "prometheus", "--once", "--config", conf("file.yaml", ", cacert: "+caFile)}, 1},
+		{"--cacert is trusted", []string{"--cacert", caFile, "scaler", "prometheus", "--once", "--config", conf("flag.yaml", "")}, 2},
+		{"--cacert wins over the config's", []string{"--cacert", caFile, "scaler", "prometheus", "--once", "--config", conf("both.yaml", ", cacert: /nonexistent.crt")}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := run(t, map[string]string{}, tc.args...)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s", code, stderr)
+			}
+			if got := len(f.sent("POST " + path)); got != tc.posts {
+				t.Errorf("%d scale calls reached shoal, want %d\n%s", got, tc.posts, stderr)
 			}
 		})
 	}

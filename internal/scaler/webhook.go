@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"shoal/internal/tlsutil"
 	"shoal/pkg/client"
 )
 
@@ -61,6 +62,11 @@ type Shoal struct {
 	// TokenEnv names the environment variable holding the token; default
 	// DefaultTokenEnv when TokenFile is empty too.
 	TokenEnv string `yaml:"token_env"`
+	// CACert is a PEM file of the CA that signed shoal's certificate, trusted besides
+	// the system's roots for an https:// address (such as the ca.crt of `shoal start
+	// --self-signed`); a relative path is relative to the config file. The command line's
+	// --cacert wins over it.
+	CACert string `yaml:"cacert"`
 }
 
 // setDefaults fills the address and makes TokenFile absolute against baseDir.
@@ -70,6 +76,9 @@ func (s *Shoal) setDefaults(baseDir string) {
 	}
 	if s.TokenFile != "" && !filepath.IsAbs(s.TokenFile) {
 		s.TokenFile = filepath.Join(baseDir, s.TokenFile)
+	}
+	if s.CACert != "" && !filepath.IsAbs(s.CACert) {
+		s.CACert = filepath.Join(baseDir, s.CACert)
 	}
 }
 
@@ -109,11 +118,20 @@ func (s Shoal) Token(getenv func(string) string) (string, error) {
 	return "", fmt.Errorf("%w: set %s or shoal.token_file in the config (the token comes from `shoal token APP`)", ErrNoToken, name)
 }
 
-// Client returns a Webhook for this section, reading the token now.
+// Client returns a Webhook for this section, reading the token and the CA file now,
+// so that a scaler with an unreadable one fails at start.
 func (s Shoal) Client(getenv func(string) string, timeout time.Duration) (Webhook, error) {
 	tok, err := s.Token(getenv)
 	if err != nil {
 		return nil, err
 	}
-	return NewWebhook(client.New(s.Address, tok, client.WithTimeout(timeout))), nil
+	opts := []client.Option{client.WithTimeout(timeout)}
+	if s.CACert != "" {
+		conf, err := tlsutil.ClientConfig(s.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("cacert: %w", err)
+		}
+		opts = append(opts, client.WithTLSConfig(conf))
+	}
+	return NewWebhook(client.New(s.Address, tok, opts...)), nil
 }

@@ -75,6 +75,10 @@ const (
 // errors come back as config.Errors.
 func Run(ctx context.Context, o Options) error {
 	o = o.withDefaults()
+	if o.Backend == config.BackendKubernetes && o.SelfSigned {
+		// Its certificate covers loopback names only, which clients of pods never use.
+		return errors.New("--self-signed is for local use and does not apply to --backend kubernetes; give the proxy http_options.ssl_certfile/ssl_keyfile and the control API --tls-cert/--tls-key (e.g. from a cert-manager Secret)")
+	}
 	if o.Backend == config.BackendKubernetes {
 		return runKube(ctx, o)
 	}
@@ -264,7 +268,10 @@ func Run(ctx context.Context, o Options) error {
 		srv *http.Server
 		ln  net.Listener
 	}
-	servers := []served{{proxySrv, proxyLn}, {controlSrv, controlLn}}
+	// The proxy serves the common requests on its own HTTP/1.1 loop and hands every
+	// other connection to proxySrv.
+	proxyFast := px.Listener(proxyLn, proxySrv)
+	servers := []served{{proxySrv, proxyFast}, {controlSrv, controlLn}}
 	if handleLn != nil {
 		servers = append(servers, served{handleServer(px, proxySrv.IdleTimeout, log), handleLn})
 	}
@@ -330,6 +337,15 @@ func Run(ctx context.Context, o Options) error {
 			}
 		})
 	}
+	draining.Go(func() {
+		// proxySrv's Shutdown closes proxyFast; the requests of the proxy's own loop
+		// finish too.
+		sctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		if err := proxyFast.Shutdown(sctx); err != nil {
+			log.Warn("proxy requests still in flight after the drain bound: closing", "bound", drain)
+		}
+	})
 	draining.Wait()
 
 	// 2. Stop the controller first, so that nothing asks the backend for replicas while

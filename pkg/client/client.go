@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"shoal/internal/tlsutil"
 )
 
 // Client calls one shoal's control API with one bearer token.
@@ -19,6 +22,8 @@ type Client struct {
 	token string
 	hc    *http.Client
 	poll  time.Duration
+	// err is a problem of an option (an unreadable CA file), returned by every call.
+	err error
 }
 
 // Option configures a Client.
@@ -33,6 +38,38 @@ func WithTimeout(d time.Duration) Option {
 		hc := *c.hc
 		hc.Timeout = d
 		c.hc = &hc
+	}
+}
+
+// WithTLSConfig makes the client use conf for https:// addresses (a copy of it, over a
+// copy of the current transport, so other clients are not affected).
+func WithTLSConfig(conf *tls.Config) Option {
+	return func(c *Client) {
+		var t *http.Transport
+		if cur, ok := c.hc.Transport.(*http.Transport); ok {
+			t = cur.Clone()
+		} else {
+			t = http.DefaultTransport.(*http.Transport).Clone()
+		}
+		t.TLSClientConfig = conf.Clone()
+		hc := *c.hc
+		hc.Transport = t
+		c.hc = &hc
+	}
+}
+
+// WithCACert makes the client trust, besides the system's roots, the CA certificates
+// in the PEM file at path (such as the ca.crt of `shoal start --self-signed`), and use
+// TLS 1.2 at least. An unreadable file, or one without a certificate, is returned by
+// every call of the client.
+func WithCACert(path string) Option {
+	return func(c *Client) {
+		conf, err := tlsutil.ClientConfig(path)
+		if err != nil {
+			c.err = fmt.Errorf("shoal: %w", err)
+			return
+		}
+		WithTLSConfig(conf)(c)
 	}
 }
 
@@ -95,6 +132,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, ctype
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body []byte, ctype string) ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
