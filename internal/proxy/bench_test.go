@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -104,4 +109,112 @@ func BenchmarkProxyHandler(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkProxyLoop measures the proxy's own server loop end to end: keep-alive client
+// connections send GETs through a Listener to two loopback replicas (their cost
+// included, as in BenchmarkProxyHandler).
+func BenchmarkProxyLoop(b *testing.B) {
+	b.Run("net/http replicas", func(b *testing.B) { benchProxyLoop(b, benchReplica(b), benchReplica(b)) })
+	// A replica that costs no allocation, so allocs/op is the proxy's own.
+	b.Run("raw replicas", func(b *testing.B) { benchProxyLoop(b, rawReplica(b), rawReplica(b)) })
+}
+
+// rawReplica answers every request head on a connection with a fixed small response,
+// without net/http.
+func rawReplica(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						return
+					}
+					if len(line) == 2 {
+						if _, err := c.Write(resp); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func benchProxyLoop(b *testing.B, replicas ...string) {
+	p := New(Options{})
+	p.apply(snap(30, app("a", "/api", dep("d", 1000, -1, running("r1", replicas[0]), running("r2", replicas[1])))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: p, IdleTimeout: 30 * time.Second}
+	fl := p.Listener(ln, srv)
+	go func() { _ = srv.Serve(fl) }()
+	b.Cleanup(func() {
+		_ = srv.Close()
+		_ = fl.Shutdown(context.Background())
+	})
+	req := []byte("GET /api/items/1 HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n")
+	b.SetParallelism(8) // 8 client connections per P
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := readSmallResponse(br); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// readSmallResponse reads one response with a Content-Length body, without allocating.
+func readSmallResponse(br *bufio.Reader) error {
+	n := -1
+	for first := true; ; first = false {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if first && !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("status line %q", line)
+		}
+		if len(line) == 2 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+			n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	if n < 0 {
+		return errors.New("no Content-Length")
+	}
+	_, err := br.Discard(n)
+	return err
 }

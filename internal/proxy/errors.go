@@ -78,20 +78,26 @@ var jsonContentType = []string{"application/json"}
 // writeJSONError writes {"error": msg} as the control API does (no HTML escaping, so
 // "->" and "<app>" stay readable). It is off the hot path, so it may allocate.
 func writeJSONError(w http.ResponseWriter, status int, msg string, retryAfter int) {
+	body := jsonErrorBody(msg)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if retryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(retryAfter)}
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// jsonErrorBody returns {"error": msg} and a newline.
+func jsonErrorBody(msg string) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(struct {
 		Error string `json:"error"`
 	}{msg})
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
-	if retryAfter > 0 {
-		h["Retry-After"] = []string{strconv.Itoa(retryAfter)}
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	return buf.Bytes()
 }
 
 // writeError writes err as JSON with the status it carries (502 for anything else).

@@ -90,7 +90,11 @@ type connPool struct {
 	closed bool
 }
 
-func (p *connPool) get() *h1conn {
+func (p *connPool) get() *h1conn { return p.getChecked(true) }
+
+// getChecked is get; check false skips the liveness peek, for requests that are resent
+// on a new connection should the pooled one turn out closed.
+func (p *connPool) getChecked(check bool) *h1conn {
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
@@ -102,7 +106,7 @@ func (p *connPool) get() *h1conn {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if hc.br.Buffered() == 0 && hc.alive() {
+		if hc.br.Buffered() == 0 && (!check || hc.alive()) {
 			return hc
 		}
 		hc.nc.Close()

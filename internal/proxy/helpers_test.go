@@ -102,6 +102,7 @@ type harness struct {
 	p     *Proxy
 	src   *fakeSource
 	srv   *httptest.Server
+	ln    *Listener
 	url   string
 	httpc *http.Client
 }
@@ -112,12 +113,22 @@ func newHarness(t *testing.T, opts Options) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.p.Run(ctx, h.src) }()
-	h.srv = httptest.NewServer(h.p)
+	// The proxy's own loop serves the common requests and hands the rest to the
+	// http.Server, as in shoal.
+	h.srv = httptest.NewUnstartedServer(h.p)
+	h.ln = h.p.Listener(h.srv.Listener, h.srv.Config)
+	h.srv.Listener = h.ln
+	h.srv.Start()
 	h.url = h.srv.URL
 	h.httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 	t.Cleanup(func() {
 		h.httpc.CloseIdleConnections()
 		h.srv.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		if err := h.ln.Shutdown(sctx); err != nil {
+			t.Errorf("the proxy's loop still served requests at the end: %v", err)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run returned %v", err)

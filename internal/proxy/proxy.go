@@ -70,6 +70,7 @@ type Proxy struct {
 
 	calls   sync.Pool // of *call
 	buffers bufferPool
+	scratch scratchPool // big response heads of the own server loop
 	dialer  *net.Dialer
 }
 
@@ -445,6 +446,17 @@ func (p *Proxy) newRequestID() []string {
 	}
 	v.val[0] = unsafe.String(&v.buf[0], len(v.buf))
 	return v.val[:]
+}
+
+// appendRequestID appends a new request ID (as newRequestID makes) to dst.
+func (p *Proxy) appendRequestID(dst []byte) []byte {
+	dst = append(dst, p.idPrefix[:]...)
+	n := uint32(p.idSeq.Add(1))
+	const digits = "0123456789abcdef"
+	for i := 28; i >= 0; i -= 4 {
+		dst = append(dst, digits[(n>>uint(i))&0xf])
+	}
+	return dst
 }
 
 // requestID holds a generated X-Request-Id value and its bytes in one allocation. The

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -75,6 +76,15 @@ const (
 // errors come back as config.Errors.
 func Run(ctx context.Context, o Options) error {
 	o = o.withDefaults()
+	if o.Backend != config.BackendKubernetes && os.Getenv("GOMAXPROCS") == "" {
+		// The replicas run on this host and share its cores with shoal: shoal takes
+		// half of them (one of two), as an nginx in front would take its own workers.
+		// Fewer Ps also spare the proxy's loop the runtime's thread hand-offs, which
+		// cost it more than the cores add (bench/proxy: ~15% CPU per request on 2
+		// cores). GOMAXPROCS set in the environment is kept; a CPU limit (which the
+		// default already follows) is not exceeded; a second Run does not halve again.
+		runtime.GOMAXPROCS(min(runtime.GOMAXPROCS(0), (runtime.NumCPU()+1)/2))
+	}
 	if o.Backend == config.BackendKubernetes && o.SelfSigned {
 		// Its certificate covers loopback names only, which clients of pods never use.
 		return errors.New("--self-signed is for local use and does not apply to --backend kubernetes; give the proxy http_options.ssl_certfile/ssl_keyfile and the control API --tls-cert/--tls-key (e.g. from a cert-manager Secret)")
