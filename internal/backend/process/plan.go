@@ -180,6 +180,20 @@ func Plan(p Policy, in Input) Actions {
 		}
 	}
 
+	// A deployment back at its target with replicas of the current version RUNNING is
+	// not failing, although its crash count stays until a replica has run a minute (it
+	// still sets the back-off of the next restart). Without this the deployment would
+	// show UNHEALTHY for a minute after it recovered.
+	curRunning := 0
+	for _, r := range cur {
+		if r.State == backend.Running {
+			curRunning++
+		}
+	}
+	if in.Target > 0 && curRunning >= in.Target {
+		a.Failing = false
+	}
+
 	// 3. Starts.
 	if need := in.Target - len(cur); need > 0 {
 		if next := crashes.Last.Add(p.Backoff(crashes.Count)); crashes.Count > 0 && in.Now.Before(next) {

@@ -266,6 +266,14 @@ func TestPlan(t *testing.T) {
 			want: Actions{Start: 1, Failing: true, Wake: at(time.Hour + time.Minute)},
 		},
 		{
+			name: "a deployment back at its target is not failing while its crash count waits to reset",
+			in: Input{Target: 1, Version: "v1", Now: at(time.Hour + 30*time.Second),
+				Crashes:  Crashes{Count: 5, Last: at(time.Hour)},
+				Replicas: []Observed{rep("a", "v1", R, 0)},
+			},
+			want: Actions{Wake: at(time.Hour + time.Minute)},
+		},
+		{
 			name: "a replica of an old version does not reset the count",
 			in: Input{Target: 1, Version: "v2", Now: at(time.Hour),
 				Crashes:  Crashes{Count: 3, Last: at(10 * time.Second)},
@@ -453,7 +461,8 @@ func TestPlanRollingUpdateInvariant(t *testing.T) {
 
 // TestPlanCrashLoop runs a replica that crashes at once, every time, in virtual time:
 // restarts back off 100ms, 200ms, 400ms..., the deployment is failing from the third
-// crash, and a replica that then runs healthy for a minute clears it.
+// crash until a replica of it is RUNNING again, and a replica that runs healthy for a
+// minute resets the count.
 func TestPlanCrashLoop(t *testing.T) {
 	s := &sim{t: t, now: t0, target: 1, version: "v1"}
 	s.plan()
@@ -485,12 +494,13 @@ func TestPlanCrashLoop(t *testing.T) {
 		t.Fatal("deployment not failing after repeated crashes")
 	}
 
-	// This time the replica comes up and stays: a minute later the count resets.
+	// This time the replica comes up and stays: the deployment is no longer failing as
+	// soon as it is back at its target, and a minute later the count resets.
 	s.ready(len(s.replicas) - 1)
 	up := s.now
 	s.now = up.Add(59 * time.Second)
-	if a := s.plan(); a.ResetCrashes || !a.Failing || !a.Wake.Equal(up.Add(time.Minute)) {
-		t.Fatalf("59 s after the last crash: %s, want still failing and a wake-up at 60 s", fmtActions(a))
+	if a := s.plan(); a.ResetCrashes || a.Failing || !a.Wake.Equal(up.Add(time.Minute)) {
+		t.Fatalf("59 s after the last crash: %s, want not failing, the count kept, and a wake-up at 60 s", fmtActions(a))
 	}
 	s.now = up.Add(time.Minute)
 	if a := s.plan(); !a.ResetCrashes || a.Failing {
