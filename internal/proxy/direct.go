@@ -36,6 +36,7 @@ func (c *call) serveDirect(w http.ResponseWriter, in *http.Request) {
 		h[k] = vv
 	}
 	w.WriteHeader(resp.StatusCode)
+	c.status = resp.StatusCode
 
 	stream := resp.ContentLength == -1 || isEventStream(resp.Header)
 	var flusher *http.ResponseController

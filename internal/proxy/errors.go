@@ -100,12 +100,14 @@ func jsonErrorBody(msg string) []byte {
 	return buf.Bytes()
 }
 
-// writeError writes err as JSON with the status it carries (502 for anything else).
-func writeError(w http.ResponseWriter, err error) {
+// writeError writes err as JSON with the status it carries (502 for anything else), and
+// returns that status.
+func writeError(w http.ResponseWriter, err error) int {
 	var pe *Error
 	if errors.As(err, &pe) {
 		writeJSONError(w, pe.Status, pe.Msg, pe.RetryAfter)
-		return
+		return pe.Status
 	}
 	writeJSONError(w, http.StatusBadGateway, err.Error(), 0)
+	return http.StatusBadGateway
 }

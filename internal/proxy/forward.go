@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxAttempts bounds the replicas one request tries when connections fail before
@@ -39,6 +40,7 @@ type call struct {
 	body      *replayBody
 	getBody   func() (io.ReadCloser, error)
 	direct    bool   // served by serveDirect over the own HTTP/1.1 client (h1.go)
+	status    int    // the status answered; 0 = none yet
 	fbody     h1body // the response body when direct
 }
 
@@ -74,6 +76,7 @@ func (c *call) reset() {
 	c.prefixHdr, c.path, c.rawPath = nil, "", ""
 	c.body = nil
 	c.direct = false
+	c.status = 0
 	c.fbody = h1body{}
 }
 
@@ -81,9 +84,16 @@ func (c *call) reset() {
 // release the slot.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *table, b *balancer, prefixHdr []string, path, rawPath string) {
 	p.setRequestID(w, r)
+	var began int64
+	if p.observe != nil {
+		began = p.nanotime()
+	}
 	rep, err := b.acquire(r.Context(), t.timeout, nil)
 	if err != nil {
-		writeError(w, err)
+		code := writeError(w, err)
+		if p.observe != nil {
+			p.observe(b.key.App, b.key.Deployment, code, time.Duration(p.nanotime()-began))
+		}
 		return
 	}
 	c := p.calls.Get().(*call)
@@ -96,6 +106,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *table, b *bal
 		// (panic(http.ErrAbortHandler)): the slot is freed either way.
 		if c.rep != nil {
 			c.bal.release(c.rep)
+		}
+		if p.observe != nil && c.status != 0 {
+			p.observe(b.key.App, b.key.Deployment, c.status, time.Duration(p.nanotime()-began))
 		}
 		if completed {
 			c.reset()
@@ -227,6 +240,7 @@ func (c *call) modifyResponse(resp *http.Response) error {
 	// The proxy already set X-Request-Id on the response; a copy from the replica would
 	// be appended as a second value.
 	delete(resp.Header, "X-Request-Id")
+	c.status = resp.StatusCode
 	return nil
 }
 
@@ -234,6 +248,7 @@ func (c *call) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
 		// The client is gone; nobody reads this.
 		w.WriteHeader(http.StatusBadGateway)
+		c.status = http.StatusBadGateway
 		return
 	}
 	var pe *Error
@@ -241,7 +256,7 @@ func (c *call) handleError(w http.ResponseWriter, r *http.Request, err error) {
 		c.p.log.Warn("proxy error", "deployment", c.bal.name, "error", err,
 			"request_id", w.Header().Get("X-Request-Id"))
 	}
-	writeError(w, err)
+	c.status = writeError(w, err)
 }
 
 // replayBody wraps a request body so that a failed attempt that consumed nothing can

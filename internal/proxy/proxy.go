@@ -37,6 +37,12 @@ type Options struct {
 	// Webhook, when set, answers POST/GET /api/v1/applications/{app}/deployments/{dep}/scale
 	// on the proxy port (the control API's scale route).
 	Webhook http.Handler
+	// Observe, when set, is called once for every request the proxy answered for a
+	// deployment, with the status code and the time from the request's arrival to its
+	// response being complete, queueing included. It runs on the request's goroutine:
+	// it must not block, and on this path it should not allocate
+	// (metrics.ObserveRequest does not once a label set has been seen).
+	Observe func(app, dep string, code int, d time.Duration)
 }
 
 // DeploymentStats is what the proxy knows of one deployment's traffic.
@@ -54,6 +60,7 @@ type Proxy struct {
 	log     *slog.Logger
 	errLog  *log.Logger
 	webhook http.Handler
+	observe func(app, dep string, code int, d time.Duration)
 	start   time.Time
 
 	table atomic.Pointer[table] // the current routing table; replaced on every snapshot
@@ -123,6 +130,7 @@ func New(opts Options) *Proxy {
 		log:       logger,
 		errLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		webhook:   opts.Webhook,
+		observe:   opts.Observe,
 		start:     time.Now(),
 		balancers: map[backend.Key]*balancer{},
 		replicas:  map[string]*replica{},

@@ -60,6 +60,7 @@ type fastConn struct {
 	slotBal    *balancer // the balancer of the request's slot
 	released   bool      // the slot of the current attempt was freed
 	deadlineAt int64     // when the client read deadline was last set (Proxy.nanotime); 0 = unset
+	status     int       // the status answered to the current request; 0 = none yet
 }
 
 // connReader reads the client connection, first returning the byte the hang-up watch
@@ -139,7 +140,15 @@ func (fc *fastConn) serve() {
 			fc.handOff()
 			return
 		}
+		var began int64
+		if fc.p.observe != nil {
+			began = fc.p.nanotime()
+		}
+		fc.status = 0
 		keep := fc.forward(t, rt, &rq, rep)
+		if fc.p.observe != nil && fc.status != 0 {
+			fc.p.observe(b.key.App, b.key.Deployment, fc.status, time.Duration(fc.p.nanotime()-began))
+		}
 		if !keep || rq.closeConn {
 			return
 		}
@@ -561,6 +570,7 @@ func (fc *fastConn) writeError(err error, rq *fastReq) bool {
 	if !errors.As(err, &pe) {
 		pe = &Error{Msg: err.Error(), Status: http.StatusBadGateway}
 	}
+	fc.status = pe.Status
 	body := jsonErrorBody(pe.Msg)
 	w := fc.bw
 	w.WriteString("HTTP/1.1 ")
@@ -634,6 +644,7 @@ func (fc *fastConn) relayResponse(t *table, b *balancer, rep *replica, hc *h1con
 		}
 		if status >= 200 {
 			head = h
+			fc.status = status
 			break
 		}
 		discardHead(br, h) // an informational response (103 Early Hints): the final one follows

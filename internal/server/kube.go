@@ -182,10 +182,10 @@ func runKube(ctx context.Context, o Options) error {
 	// any listener serves.
 	var a *api.API
 	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
-	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook})
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
+	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook, Observe: m.ObserveRequest})
 	if err := metrics.RegisterRuntime(reg); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}

@@ -166,7 +166,10 @@ func Run(ctx context.Context, o Options) error {
 	// any listener serves.
 	var a *api.API
 	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
-	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook})
+	// The proxy reports every request it answers to the metrics.
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook, Observe: m.ObserveRequest})
 	logDir := filepath.Join(o.StateDir, "logs")
 	be := process.New(process.Options{
 		LogDir:      logDir,
@@ -192,8 +195,6 @@ func Run(ctx context.Context, o Options) error {
 
 	// Metrics live on their own registry (no global state): shoal's collectors, the
 	// scrape-time gauges read from snapshots and the proxy, and the Go runtime's.
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
 	if err := metrics.RegisterRuntime(reg); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
