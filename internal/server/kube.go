@@ -257,21 +257,9 @@ func runKube(ctx context.Context, o Options) error {
 			log.Error("leader election stopped", "err", err)
 		}
 	})
-	workers.Go(func() {
-		if err := px.Run(runCtx, sw); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("proxy stopped", "err", err)
-		}
-	})
-	workers.Go(func() {
-		if err := m.Run(runCtx, sw); !errors.Is(err, context.Canceled) {
-			log.Error("metrics stopped", "err", err)
-		}
-	})
-	workers.Go(func() {
-		if err := dash.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("dashboard history stopped", "err", err)
-		}
-	})
+	goLogged(&workers, log, "proxy", func() error { return px.Run(runCtx, sw) })
+	goLogged(&workers, log, "metrics", func() error { return m.Run(runCtx, sw) })
+	goLogged(&workers, log, "dashboard history", func() error { return dash.Run(runCtx) })
 
 	proxySrv := &http.Server{
 		Handler:           handleFromPods(px),

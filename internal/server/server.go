@@ -239,27 +239,10 @@ func Run(ctx context.Context, o Options) error {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var workers sync.WaitGroup
-	workers.Go(func() {
-		if err := ctrl.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("controller stopped", "err", err)
-		}
-	})
-	workers.Go(func() {
-		if err := px.Run(runCtx, ctrl); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("proxy stopped", "err", err)
-		}
-	})
-	workers.Go(func() {
-		// Run returns only ctx's error; anything else is worth a line.
-		if err := m.Run(runCtx, ctrl); !errors.Is(err, context.Canceled) {
-			log.Error("metrics stopped", "err", err)
-		}
-	})
-	workers.Go(func() {
-		if err := dash.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("dashboard history stopped", "err", err)
-		}
-	})
+	goLogged(&workers, log, "controller", func() error { return ctrl.Run(runCtx) })
+	goLogged(&workers, log, "proxy", func() error { return px.Run(runCtx, ctrl) })
+	goLogged(&workers, log, "metrics", func() error { return m.Run(runCtx, ctrl) })
+	goLogged(&workers, log, "dashboard history", func() error { return dash.Run(runCtx) })
 	workers.Go(func() { _ = scaler.Run(runCtx) })
 	workers.Go(func() { warnOnHTTPOptionsChange(runCtx, ctrl, httpOpts, log) })
 
@@ -520,4 +503,15 @@ func absPath(p string) string {
 		return a
 	}
 	return p
+}
+
+// goLogged runs f on workers and logs its error, unless it is ctx's cancellation: the
+// long-running parts (controller, proxy, metrics, dashboard history) return only when
+// shoal stops.
+func goLogged(workers *sync.WaitGroup, log *slog.Logger, what string, f func() error) {
+	workers.Go(func() {
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error(what+" stopped", "err", err)
+		}
+	})
 }
