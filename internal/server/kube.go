@@ -153,29 +153,24 @@ func runKube(ctx context.Context, o Options) error {
 	}
 	proxyURL = strings.TrimSuffix(proxyURL, "/")
 
-	proxyLn, proxyListenURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, httpOpts.SSLCertfile, httpOpts.SSLKeyfile,
+	// --self-signed is refused on this backend (see Run), so these are the files given.
+	tlsFiles, err := resolveTLS(o, httpOpts, time.Now())
+	if err != nil {
+		return err
+	}
+	proxyLn, proxyListenURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, tlsFiles.proxyCert, tlsFiles.proxyKey,
 		"change http_options.port in the config")
 	if err != nil {
 		return err
 	}
 	defer proxyLn.Close()
-	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, o.TLSCertFile, o.TLSKeyFile,
+	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, tlsFiles.controlCert, tlsFiles.controlKey,
 		"pass another --dashboard-port")
 	if err != nil {
 		return err
 	}
 	defer controlLn.Close()
-	for _, l := range []struct {
-		what, host string
-		tls        bool
-	}{
-		{"proxy", httpOpts.Host, httpOpts.SSLCertfile != ""},
-		{"control API", o.DashboardHost, o.TLSCertFile != ""},
-	} {
-		if !l.tls && !isLoopback(l.host) {
-			log.Warn(fmt.Sprintf("the %s listens on %s without TLS: tokens would travel in clear text", l.what, l.host))
-		}
-	}
+	warnPlainListeners(log, tlsFiles, httpOpts.Host, o.DashboardHost)
 
 	sw := newSwitch(httpOpts, log.With("component", "controller"))
 	// As in Run: the proxy serves the webhook of the API, which is made below, before
@@ -198,7 +193,7 @@ func runKube(ctx context.Context, o Options) error {
 		AdminToken: adminToken,
 		Logger:     log.With("component", "dashboard"),
 		Now:        time.Now,
-		Secure:     o.TLSCertFile != "",
+		Secure:     tlsFiles.control(),
 		Load:       px,
 	})
 	stopping := make(chan struct{})
