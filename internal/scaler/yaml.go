@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -205,4 +207,18 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 func DefaultsAndShoal(s *Shoal, baseDir string, e *Errors, doc *Doc) {
 	s.setDefaults(baseDir)
 	s.validate(e, doc)
+}
+
+// ReadFile reads a scaler's config file and returns its bytes and the directory that
+// relative paths in it are relative to (the file's own).
+func ReadFile(path string) (data []byte, baseDir string, err error) {
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	return data, filepath.Dir(abs), nil
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"os"
-	"path/filepath"
 	"time"
 
 	"shoal/internal/scaler"
@@ -102,15 +100,11 @@ func (t *Target) Name() string { return t.Application + "/" + t.Deployment }
 
 // Load reads and validates a config file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, dir, err := scaler.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(data, path, filepath.Dir(abs))
+	return Parse(data, path, dir)
 }
 
 // Parse decodes a config strictly, fills defaults and validates it. Errors come as a

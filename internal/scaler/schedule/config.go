@@ -2,8 +2,6 @@ package schedule
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -207,15 +205,11 @@ func (w *When) resolve(loc *time.Location) error {
 
 // Load reads and validates a config file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, dir, err := scaler.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(data, path, filepath.Dir(abs))
+	return Parse(data, path, dir)
 }
 
 // Parse decodes a config strictly, fills defaults, loads the timezone and validates
