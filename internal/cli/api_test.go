@@ -3,14 +3,16 @@ package cli
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"shoal/internal/testport"
 )
 
 // fakeAPI is a control API that answers from a table and records what it was sent.
@@ -67,12 +69,11 @@ func stateWithToken(t *testing.T, tok string) string {
 }
 
 func TestAnUnreachableShoalIsOneLineThatSaysHowToStartIt(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testport.Free() // nothing listens there
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "http://" + ln.Addr().String()
-	ln.Close() // nothing listens there now
+	addr := "http://127.0.0.1:" + strconv.Itoa(port)
 
 	_, stderr, code := run(t, map[string]string{"SHOAL_ADDRESS": addr, "SHOAL_STATE_DIR": t.TempDir()}, "status")
 	want := "shoal: cannot reach shoal at " + addr + ": is it running? start it with 'shoal start CONFIG'\n"

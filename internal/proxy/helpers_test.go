@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +15,7 @@ import (
 	"shoal/internal/backend"
 	"shoal/internal/config"
 	"shoal/internal/controller"
+	"shoal/internal/testport"
 )
 
 // fakeSource is a Snapshots whose snapshots the test publishes by hand.
@@ -222,11 +223,9 @@ func decodeSeen(t *testing.T, body string) seen {
 // refusedAddr returns a loopback address where nothing listens.
 func refusedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(p)
 }

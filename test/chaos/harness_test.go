@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"shoal/internal/testport"
 )
 
 // binaries are built once per `go test` run by TestMain.
@@ -83,15 +84,9 @@ func poll(timeout time.Duration, cond func() (bool, string)) (bool, string) {
 	}
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a free loopback port outside the kernel's ephemeral range, which
+// replicas and outgoing connections draw from.
+func freePort() (int, error) { return testport.Free() }
 
 // alive reports whether a process exists and is not a zombie (a replica reparented to
 // an init that has not reaped it yet is dead for our purposes).

@@ -165,8 +165,9 @@ func asObserve(s *shoal, app, dep string) asObs {
 		s.t.Fatalf("shoal exited: %v\n%s", s.exitErr, s.out)
 	}
 	s.status() // records PIDs so that cleanup can find leftovers
-	o := asObs{at: time.Now()}
 	code, body := s.do(http.MethodGet, "/api/serve/applications/", nil)
+	// The time of the answer, not of the question: what it shows happened before it.
+	o := asObs{at: time.Now()}
 	if code != http.StatusOK {
 		s.t.Fatalf("GET /api/serve/applications/: %d %s", code, body)
 	}

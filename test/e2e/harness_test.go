@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/testport"
 )
 
 // binaries are built once per `go test` run by TestMain.
@@ -108,15 +109,15 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 	}
 }
 
-// freePort asks the kernel for a free loopback port.
+// freePort returns a free loopback port outside the kernel's ephemeral range, which
+// replicas and outgoing connections of the tests running alongside draw from.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testport.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // alive reports whether a process exists and is not a zombie (a replica reparented to
