@@ -105,7 +105,8 @@ type asDetail struct {
 // asObs is one observation of a deployment: what the API says, and which replica
 // processes are really alive.
 type asObs struct {
-	at       time.Time
+	sent     time.Time // when the question was asked: the answer shows a state from after it
+	at       time.Time // when the answer came: the state it shows was there before it
 	status   string
 	trigger  string
 	target   int
@@ -165,9 +166,9 @@ func asObserve(s *shoal, app, dep string) asObs {
 		s.t.Fatalf("shoal exited: %v\n%s", s.exitErr, s.out)
 	}
 	s.status() // records PIDs so that cleanup can find leftovers
+	sent := time.Now()
 	code, body := s.do(http.MethodGet, "/api/serve/applications/", nil)
-	// The time of the answer, not of the question: what it shows happened before it.
-	o := asObs{at: time.Now()}
+	o := asObs{sent: sent, at: time.Now()}
 	if code != http.StatusOK {
 		s.t.Fatalf("GET /api/serve/applications/: %d %s", code, body)
 	}

@@ -128,8 +128,8 @@ func checkUpscale(t *testing.T, hist []asObs, from, want, clients int) {
 		if pend.detail.ScalingStatus != "UPSCALING" || m.PendingTarget != m.Decision || pend.detail.MetricsHealth != "healthy" {
 			t.Errorf("autoscaling_detail of a pending upscale: %s (%s); want scaling_status UPSCALING, pending_target = decision", pend, pend.raw)
 		}
-		if age := pend.at.Sub(*m.PendingSince); age < 0 || age > 1500*time.Millisecond {
-			t.Errorf("pending_since is %v before the observation; want within the 1 s upscale delay", age)
+		if age := pend.at.Sub(*m.PendingSince); age < 0 || pend.sent.Sub(*m.PendingSince) > 1500*time.Millisecond {
+			t.Errorf("pending_since is %v before the observation's answer; want within the 1 s upscale delay", age)
 		}
 		up, ok := asFirst(hist, func(o asObs) bool { return o.target > from })
 		if ok && up.at.Sub(*m.PendingSince) < time.Second {
@@ -148,10 +148,14 @@ func checkUpscale(t *testing.T, hist []asObs, from, want, clients int) {
 	}); !ok {
 		t.Errorf("never saw UPSCALING (AUTOSCALING) while a replica was STARTING:%s", asHistory(hist, 30))
 	}
-	// Statuses are current within 0.5 s: HEALTHY soon after the last replica runs.
+	// Statuses are current within 0.5 s: HEALTHY soon after the last replica runs. The
+	// last observation that was not HEALTHY yet was asked for at least lag after all
+	// replicas were seen RUNNING (a slow answer does not count against shoal).
 	ran, _ := asFirst(hist, func(o asObs) bool { return o.settled(want) })
-	if end := hist[len(hist)-1]; end.at.Sub(ran.at) > 600*time.Millisecond {
-		t.Errorf("HEALTHY came %v after %d replicas were RUNNING; want within 0.5 s:%s", end.at.Sub(ran.at), want, asHistory(hist, 20))
+	if len(hist) >= 2 {
+		if lag := hist[len(hist)-2].sent.Sub(ran.at); lag > 500*time.Millisecond {
+			t.Errorf("still not HEALTHY %v after %d replicas were RUNNING; want within 0.5 s:%s", lag, want, asHistory(hist, 20))
+		}
 	}
 }
 
@@ -213,7 +217,9 @@ func TestAnIdleDeploymentGoesToZeroAndTheFirstRequestWaitsForAReplicaAndSucceeds
 	if waited < 300*time.Millisecond {
 		t.Errorf("the first request after idle was answered in %v; a replica needs 300 ms to start, so it cannot have waited for one", waited)
 	}
-	if up, _ := asFirst(hist, func(o asObs) bool { return o.target == 1 }); up.at.Sub(sent) >= time.Second {
+	// Half the delay is the bound: well past the autoscaler's tick and a slow answer,
+	// well short of the 5 s.
+	if up, _ := asFirst(hist, func(o asObs) bool { return o.target == 1 }); up.at.Sub(sent) >= 2500*time.Millisecond {
 		t.Errorf("the target rose from 0 %v after the first request; want at once, not after upscale_delay_s (5 s)", up.at.Sub(sent))
 	}
 	queued, ok := asFirst(hist, func(o asObs) bool {
