@@ -11,31 +11,25 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"shoal/internal/api"
 	"shoal/internal/auth"
 	"shoal/internal/autoscale"
 	"shoal/internal/backend"
 	"shoal/internal/backend/kube"
 	"shoal/internal/config"
 	"shoal/internal/controller"
-	"shoal/internal/dashboard"
 	"shoal/internal/leader"
-	"shoal/internal/metrics"
-	"shoal/internal/proxy"
 	"shoal/internal/store"
 )
 
@@ -122,6 +116,7 @@ func runKube(ctx context.Context, o Options) error {
 		identity = leader.Identity()
 	}
 	log = log.With("namespace", ns, "identity", identity)
+	var currentLeader atomic.Pointer[string]
 
 	adminToken, err := auth.AdminToken(o.StateDir)
 	if err != nil {
@@ -154,54 +149,36 @@ func runKube(ctx context.Context, o Options) error {
 	proxyURL = strings.TrimSuffix(proxyURL, "/")
 
 	// --self-signed is refused on this backend (see Run), so these are the files given.
-	tlsFiles, err := resolveTLS(o, httpOpts, time.Now())
+	lns, err := openListeners(o, httpOpts, false /* loopback handle */)
 	if err != nil {
 		return err
 	}
-	proxyLn, proxyListenURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, tlsFiles.proxyCert, tlsFiles.proxyKey,
-		"change http_options.port in the config")
-	if err != nil {
-		return err
-	}
-	defer proxyLn.Close()
-	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, tlsFiles.controlCert, tlsFiles.controlKey,
-		"pass another --dashboard-port")
-	if err != nil {
-		return err
-	}
-	defer controlLn.Close()
-	warnPlainListeners(log, tlsFiles, httpOpts.Host, o.DashboardHost)
+	defer lns.close()
 
-	sw := newSwitch(httpOpts, log.With("component", "controller"))
-	// As in Run: the proxy serves the webhook of the API, which is made below, before
-	// any listener serves.
-	var a *api.API
-	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
-
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook, Observe: m.ObserveRequest})
-	if err := metrics.RegisterRuntime(reg); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	load := metrics.FromReplicaLoad(px, sw)
-	if err := m.WatchState(sw, load); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	dash := dashboard.New(dashboard.Options{
-		Intents:    sw,
-		AdminToken: adminToken,
-		Logger:     log.With("component", "dashboard"),
-		Now:        time.Now,
-		Secure:     tlsFiles.control(),
-		Load:       px,
+	f, err := newFrontend(frontendOptions{
+		AdminToken:    adminToken,
+		HTTPOptions:   httpOpts,
+		Listeners:     lns,
+		ConfigBackend: config.BackendKubernetes,
+		Leader: func() string {
+			if l := currentLeader.Load(); l != nil {
+				return *l
+			}
+			return ""
+		},
+		WrapProxy: handleFromPods,
+		Logger:    log,
 	})
-	stopping := make(chan struct{})
-	var stopOnce sync.Once
-	var currentLeader atomic.Pointer[string]
+	if err != nil {
+		return err
+	}
+	sw := newSwitch(httpOpts, log.With("component", "controller"))
+	if err := f.watch(sw); err != nil {
+		return err
+	}
 	roles := &kubeRoles{
 		client: client, ns: ns, log: log,
-		store: st, sw: sw, load: load,
+		store: st, sw: sw, load: f.load,
 		controllerOptions: controller.Options{
 			Store:     st,
 			Logger:    log.With("component", "controller"),
@@ -210,26 +187,6 @@ func runKube(ctx context.Context, o Options) error {
 		},
 		cfg: cfg, cfgPath: o.ConfigPath, initialConfig: initial.Config,
 	}
-	a = api.New(api.Options{
-		Intents:       sw,
-		AdminToken:    adminToken,
-		Logger:        log.With("component", "api"),
-		Now:           time.Now,
-		Shutdown:      func() { stopOnce.Do(func() { close(stopping) }) },
-		Load:          px,
-		Metrics:       m.Handler(),
-		Dashboard:     dash,
-		Session:       dash.Session,
-		Observer:      m,
-		Autoscaling:   roles,
-		ConfigBackend: config.BackendKubernetes,
-		Leader: func() string {
-			if l := currentLeader.Load(); l != nil {
-				return *l
-			}
-			return ""
-		},
-	})
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -252,66 +209,14 @@ func runKube(ctx context.Context, o Options) error {
 			log.Error("leader election stopped", "err", err)
 		}
 	})
-	goLogged(&workers, log, "proxy", func() error { return px.Run(runCtx, sw) })
-	goLogged(&workers, log, "metrics", func() error { return m.Run(runCtx, sw) })
-	goLogged(&workers, log, "dashboard history", func() error { return dash.Run(runCtx) })
+	// The leader's autoscaler's live view; a follower shows the snapshot's.
+	f.start(runCtx, &workers, roles)
+	f.announce(o, fmt.Sprintf("shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s", ns, identity, proxyURL))
 
-	proxySrv := &http.Server{
-		Handler:           handleFromPods(px),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       config.Seconds(httpOpts.KeepAliveTimeoutS),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	controlSrv := &http.Server{
-		Handler:           a,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	serveErr := make(chan error, 2) // one per server, so neither blocks on exit
-	for _, s := range []struct {
-		srv *http.Server
-		ln  net.Listener
-	}{{proxySrv, proxyLn}, {controlSrv, controlLn}} {
-		go func() {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
-	}
-
-	fmt.Fprintf(o.Stdout, "shoal: proxy listening on %s\n", proxyListenURL)
-	fmt.Fprintf(o.Stdout, "shoal: control listening on %s\n", controlURL)
-	fmt.Fprintf(o.Stdout, "shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s\n", ns, identity, proxyURL)
-	if o.Getenv("SHOAL_AUTH_TOKEN") != "" {
-		fmt.Fprintln(o.Stdout, "shoal: admin token from SHOAL_AUTH_TOKEN")
-	} else {
-		fmt.Fprintf(o.Stdout, "shoal: admin token in %s\n", filepath.Join(absPath(o.StateDir), "auth_token"))
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("signal received: shutting down")
-	case <-stopping:
-		log.Info("shutdown requested through the API: shutting down")
-	case err := <-serveErr:
-		runErr = fmt.Errorf("serve: %w", err)
-	}
+	runErr := f.wait(ctx)
 
 	// 1. Stop accepting and let requests in flight finish.
-	drain := httpOpts.RequestTimeout() + time.Second
-	var servers sync.WaitGroup
-	for _, srv := range []*http.Server{proxySrv, controlSrv} {
-		servers.Go(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), drain)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				log.Warn("requests still in flight after the drain bound: closing", "bound", drain)
-				srv.Close()
-			}
-		})
-	}
-	servers.Wait()
+	f.drain()
 
 	// 2. Give the Lease up (a successor leads at once) and stop watching. The replicas
 	// keep running: they are Kubernetes's.
@@ -328,7 +233,8 @@ func runKube(ctx context.Context, o Options) error {
 // DeploymentHandle) from their pods. The proxy answers it to loopback clients only,
 // which on one machine are the replicas; in a cluster they come from pod addresses,
 // which are private. A request to it from a private address is passed on as if from
-// loopback; from a public address it meets the proxy's own refusal.
+// loopback; from a public address it meets the proxy's own refusal. It wraps the net/http
+// side of the proxy's listener, which serves every path under /-/ (see proxyServer).
 func handleFromPods(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/-/handle/") {

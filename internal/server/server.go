@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,17 +15,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"shoal/internal/api"
 	"shoal/internal/auth"
 	"shoal/internal/autoscale"
 	"shoal/internal/backend/process"
 	"shoal/internal/config"
 	"shoal/internal/controller"
-	"shoal/internal/dashboard"
-	"shoal/internal/metrics"
-	"shoal/internal/proxy"
 	"shoal/internal/store"
 	"shoal/internal/tlsutil"
 )
@@ -132,52 +125,32 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	tlsFiles, err := resolveTLS(o, httpOpts, time.Now())
-	if err != nil {
-		return err
-	}
-	proxyLn, proxyURL, err := listen("proxy", httpOpts.Host, httpOpts.Port, tlsFiles.proxyCert, tlsFiles.proxyKey,
-		"change http_options.port in the config")
-	if err != nil {
-		return err
-	}
-	defer proxyLn.Close()
-	controlLn, controlURL, err := listen("control API", o.DashboardHost, o.DashboardPort, tlsFiles.controlCert, tlsFiles.controlKey,
-		"pass another --dashboard-port")
-	if err != nil {
-		return err
-	}
-	defer controlLn.Close()
-	warnPlainListeners(log, tlsFiles, httpOpts.Host, o.DashboardHost)
 	// With TLS on the proxy, replicas and the scalers inside shoal reach it through a
 	// plain loopback listener of its own (see listenHandle), not the TLS port.
-	handleAddr := proxyLn.Addr()
-	var handleLn net.Listener
-	if tlsFiles.proxy() {
-		if handleLn, err = listenHandle(); err != nil {
-			return err
-		}
-		defer handleLn.Close()
-		handleAddr = handleLn.Addr()
+	lns, err := openListeners(o, httpOpts, true /* loopback handle */)
+	if err != nil {
+		return err
 	}
+	defer lns.close()
 
-	// The parts depend on each other in a circle (proxy → webhook → controller → backend
-	// → the proxy's load), so the webhook is reached through a variable set below, before
-	// any listener serves.
-	var a *api.API
-	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.Webhook().ServeHTTP(w, r) })
-	// The proxy reports every request it answers to the metrics.
-	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
-	px := proxy.New(proxy.Options{Logger: log.With("component", "proxy"), Webhook: webhook, Observe: m.ObserveRequest})
 	logDir := filepath.Join(o.StateDir, "logs")
+	f, err := newFrontend(frontendOptions{
+		AdminToken:  adminToken,
+		HTTPOptions: httpOpts,
+		Listeners:   lns,
+		LogDir:      logDir,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
 	be := process.New(process.Options{
 		LogDir:      logDir,
 		LogMaxBytes: logMaxBytes,
-		Load:        px,
+		Load:        f.proxy,
 		Logger:      log.With("component", "backend"),
 	})
-	handleBase := handleURLBase(handleAddr, false /* plain HTTP */)
+	handleBase := lns.local()
 	ctrl, err := controller.New(controller.Options{
 		Store:     st,
 		Backend:   be,
@@ -188,104 +161,26 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-
-	stopping := make(chan struct{})
-	var stopOnce sync.Once
-	stop := func() { stopOnce.Do(func() { close(stopping) }) }
-
-	// Metrics live on their own registry (no global state): shoal's collectors, the
-	// scrape-time gauges read from snapshots and the proxy, and the Go runtime's.
-	if err := metrics.RegisterRuntime(reg); err != nil {
-		return fmt.Errorf("metrics: %w", err)
+	if err := f.watch(ctrl); err != nil {
+		return err
 	}
-	load := metrics.FromReplicaLoad(px, ctrl)
-	if err := m.WatchState(ctrl, load); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	dash := dashboard.New(dashboard.Options{
-		Intents:    ctrl,
-		AdminToken: adminToken,
-		Logger:     log.With("component", "dashboard"),
-		LogDir:     logDir,
-		Now:        time.Now,
-		Secure:     tlsFiles.control(),
-		Load:       px,
-	})
 	// The built-in autoscaler samples the proxy's load of every autoscaled deployment
 	// and sets targets through the controller, like any other intent.
 	scaler := autoscale.NewRunner(autoscale.RunnerOptions{
-		Load:    load,
+		Load:    f.load,
 		Targets: ctrl,
 		Logger:  log.With("component", "autoscaler"),
-	})
-	cwd, _ := os.Getwd()
-	a = api.New(api.Options{
-		Intents:    ctrl,
-		AdminToken: adminToken,
-		Logger:     log.With("component", "api"),
-		LogDir:     logDir,
-		Now:        time.Now,
-		Shutdown:   stop,
-		Load:       px,
-		BaseDir:    cwd,
-		Metrics:    m.Handler(),
-		Dashboard:  dash,
-		Session:    dash.Session,
-		Observer:   m,
-		// The autoscaler's live view, fresher than the snapshot's.
-		Autoscaling: scaler,
 	})
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
 	var workers sync.WaitGroup
 	goLogged(&workers, log, "controller", func() error { return ctrl.Run(runCtx) })
-	goLogged(&workers, log, "proxy", func() error { return px.Run(runCtx, ctrl) })
-	goLogged(&workers, log, "metrics", func() error { return m.Run(runCtx, ctrl) })
-	goLogged(&workers, log, "dashboard history", func() error { return dash.Run(runCtx) })
 	workers.Go(func() { _ = scaler.Run(runCtx) })
 	workers.Go(func() { warnOnHTTPOptionsChange(runCtx, ctrl, httpOpts, log) })
-
-	proxySrv := &http.Server{
-		Handler:           px,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       config.Seconds(httpOpts.KeepAliveTimeoutS),
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	controlSrv := &http.Server{
-		Handler:           a,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	serveErr := make(chan error, 3) // one per server, so none blocks on exit
-	type served struct {
-		srv *http.Server
-		ln  net.Listener
-	}
-	// The proxy serves the common requests on its own HTTP/1.1 loop and hands every
-	// other connection to proxySrv.
-	proxyFast := px.Listener(proxyLn, proxySrv)
-	servers := []served{{proxySrv, proxyFast}, {controlSrv, controlLn}}
-	if handleLn != nil {
-		servers = append(servers, served{handleServer(px, proxySrv.IdleTimeout, log), handleLn})
-	}
-	for _, s := range servers {
-		go func() {
-			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
-	}
-
-	fmt.Fprintf(o.Stdout, "shoal: proxy listening on %s\n", proxyURL)
-	fmt.Fprintf(o.Stdout, "shoal: control listening on %s\n", controlURL)
-	printSelfSigned(o.Stdout, tlsFiles, proxyURL, controlURL)
-	fmt.Fprintf(o.Stdout, "shoal: state dir %s\n", absPath(o.StateDir))
-	if o.Getenv("SHOAL_AUTH_TOKEN") != "" {
-		fmt.Fprintln(o.Stdout, "shoal: admin token from SHOAL_AUTH_TOKEN")
-	} else {
-		fmt.Fprintf(o.Stdout, "shoal: admin token in %s\n", filepath.Join(absPath(o.StateDir), "auth_token"))
-	}
+	// The autoscaler's live view, fresher than the snapshot's.
+	f.start(runCtx, &workers, scaler)
+	f.announce(o, "shoal: state dir "+absPath(o.StateDir))
 
 	var runErr error
 	if cfg != nil {
@@ -305,42 +200,13 @@ func Run(ctx context.Context, o Options) error {
 	if runErr == nil {
 		// After the deploy, so that their first calls find the applications.
 		startScalers(runCtx, &workers, scalerCfgs, scalerEnv{
-			address: handleBase, token: ctrl.AppToken, reg: reg, log: log,
+			address: handleBase, token: ctrl.AppToken, reg: f.reg, log: log,
 		})
-		select {
-		case <-ctx.Done():
-			log.Info("signal received: shutting down")
-		case <-stopping:
-			log.Info("shutdown requested through the API: shutting down")
-		case err := <-serveErr:
-			runErr = fmt.Errorf("serve: %w", err)
-		}
+		runErr = f.wait(ctx)
 	}
 
 	// 1. Stop accepting and let requests in flight finish (replicas still run).
-	drain := httpOpts.RequestTimeout() + time.Second
-	var draining sync.WaitGroup
-	for _, s := range servers {
-		srv := s.srv
-		draining.Go(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), drain)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				log.Warn("requests still in flight after the drain bound: closing", "bound", drain)
-				srv.Close()
-			}
-		})
-	}
-	draining.Go(func() {
-		// proxySrv's Shutdown closes proxyFast; the requests of the proxy's own loop
-		// finish too.
-		sctx, cancel := context.WithTimeout(context.Background(), drain)
-		defer cancel()
-		if err := proxyFast.Shutdown(sctx); err != nil {
-			log.Warn("proxy requests still in flight after the drain bound: closing", "bound", drain)
-		}
-	})
-	draining.Wait()
+	f.drain()
 
 	// 2. Stop the controller first, so that nothing asks the backend for replicas while
 	// it stops them.
