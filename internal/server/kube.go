@@ -138,6 +138,12 @@ func runKube(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Read by every replica, so that a bad file stops each one at start, not the one
+	// that happens to lead later.
+	scalerCfgs, err := loadScalers(cfg, st)
+	if err != nil {
+		return err
+	}
 	proxyURL := o.ProxyURL
 	if proxyURL == "" {
 		scheme := "http"
@@ -149,7 +155,9 @@ func runKube(ctx context.Context, o Options) error {
 	proxyURL = strings.TrimSuffix(proxyURL, "/")
 
 	// --self-signed is refused on this backend (see Run), so these are the files given.
-	lns, err := openListeners(o, httpOpts, false /* loopback handle */)
+	// Replicas reach the proxy through its Service; the scalers inside shoal are the
+	// only callers of a plain loopback listener, when the proxy serves TLS.
+	lns, err := openListeners(o, httpOpts, !scalerCfgs.empty())
 	if err != nil {
 		return err
 	}
@@ -186,6 +194,7 @@ func runKube(ctx context.Context, o Options) error {
 			Now:       time.Now,
 		},
 		cfg: cfg, cfgPath: o.ConfigPath, initialConfig: initial.Config,
+		scalers: newConfigScalers(scalerCfgs, lns.local(), f.reg, log),
 	}
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
@@ -274,6 +283,9 @@ type kubeRoles struct {
 	cfg           *config.Config
 	cfgPath       string
 	initialConfig []byte
+	// scalers are the config's scalers, which run while this replica leads: only the
+	// leader's controller accepts their calls.
+	scalers *configScalers
 
 	mu        sync.Mutex // serialises role changes; guards following, deployed, closed
 	following *kubeTerm  // the follower term running, or nil
@@ -381,8 +393,9 @@ func (r *kubeRoles) runController(ctx context.Context, c *controller.Controller)
 
 // lead runs while this replica leads (lctx); runCtx is the whole run's. It stops the
 // follower term, builds the leader's backend and controller on the state in the API
-// server, deploys the start config the first time, and runs the autoscaler. When the
-// leadership ends it stops writing at once and follows again.
+// server, deploys the start config the first time, and runs the autoscaler and the
+// config's scalers. When the leadership ends it stops writing at once, stops them, and
+// follows again.
 func (r *kubeRoles) lead(runCtx, lctx context.Context) {
 	r.mu.Lock()
 	if r.closed {
@@ -425,6 +438,9 @@ func (r *kubeRoles) lead(runCtx, lctx context.Context) {
 		r.scaler.Store(scaler)
 		scaling.Go(func() { _ = scaler.Run(lctx) })
 		r.deployStartConfigLocked(lctx, c)
+		// After the deploy, so that their first calls find the applications; with the
+		// tokens of this controller, which the webhook checks them against.
+		r.scalers.start(lctx, &scaling, c.AppToken)
 		r.log.Info("leading: this replica writes the state and the Deployments")
 	}
 	r.mu.Unlock()

@@ -72,44 +72,54 @@ func loadScalers(cfg *config.Config, st store.Store) (scalers, error) {
 	return out, errors.Join(errs...)
 }
 
-// scalerEnv is what the scalers run against inside shoal.
-type scalerEnv struct {
-	// address is shoal's own proxy (it answers the scale route).
-	address string
-	// token returns an application's token, read at every call so a rotation applies
-	// at once.
-	token func(app string) (store.Token, bool)
-	reg   promclient.Registerer
-	log   *slog.Logger
-}
-
-// startScalers runs every scaler in workers until ctx is done. They call the scale
+// configScalers runs the scalers of the config shoal starts with: for the whole run on
+// the process backend, for each term as leader on Kubernetes. They call the scale
 // webhook over HTTP like any outside scaler, so their calls are authenticated, audited
 // and counted as webhook calls.
-func startScalers(ctx context.Context, workers *sync.WaitGroup, s scalers, env scalerEnv) {
-	if s.empty() {
+type configScalers struct {
+	s scalers
+	// address is shoal's own proxy (it answers the scale route).
+	address string
+	log     *slog.Logger
+	// metrics are one set for all the scalers, made once: they are labelled by
+	// deployment, and a second registration of the same names (a second term as
+	// leader) would fail. Nil without scalers.
+	metrics *scaler.Metrics
+}
+
+// newConfigScalers prepares the scalers s to call the proxy at address, with their
+// metrics on reg.
+func newConfigScalers(s scalers, address string, reg promclient.Registerer, log *slog.Logger) *configScalers {
+	c := &configScalers{s: s, address: address, log: log}
+	if !s.empty() {
+		c.metrics = scaler.NewMetrics(reg)
+	}
+	return c
+}
+
+// start runs every scaler on workers until ctx is done. token returns an application's
+// token, read at every call so that a rotation applies at once.
+func (c *configScalers) start(ctx context.Context, workers *sync.WaitGroup, token func(app string) (store.Token, bool)) {
+	if c == nil || c.s.empty() {
 		return
 	}
 	wh := &tokenWebhook{
-		address: env.address,
-		token:   env.token,
+		address: c.address,
+		token:   token,
 		hc:      &http.Client{Timeout: 10 * time.Second},
 	}
-	// One set of scaler metrics for all of them: they are labelled by deployment, and a
-	// second registration of the same names would fail.
-	m := scaler.NewMetrics(env.reg)
-	for i, c := range s.prometheus {
-		log := env.log.With("component", "scaler", "scaler", "prometheus", "index", i)
+	for i, cfg := range c.s.prometheus {
+		log := c.log.With("component", "scaler", "scaler", "prometheus", "index", i)
 		workers.Go(func() {
-			if err := prometheus.Run(ctx, c, prometheus.Options{Webhook: wh, Logger: log, Metrics: m}); err != nil {
+			if err := prometheus.Run(ctx, cfg, prometheus.Options{Webhook: wh, Logger: log, Metrics: c.metrics}); err != nil {
 				log.Error("scaler stopped", "err", err)
 			}
 		})
 	}
-	for i, c := range s.schedule {
-		log := env.log.With("component", "scaler", "scaler", "schedule", "index", i)
+	for i, cfg := range c.s.schedule {
+		log := c.log.With("component", "scaler", "scaler", "schedule", "index", i)
 		workers.Go(func() {
-			if err := schedule.Run(ctx, c, schedule.Options{Webhook: wh, Logger: log, Metrics: m}); err != nil {
+			if err := schedule.Run(ctx, cfg, schedule.Options{Webhook: wh, Logger: log, Metrics: c.metrics}); err != nil {
 				log.Error("scaler stopped", "err", err)
 			}
 		})

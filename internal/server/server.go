@@ -199,9 +199,7 @@ func Run(ctx context.Context, o Options) error {
 
 	if runErr == nil {
 		// After the deploy, so that their first calls find the applications.
-		startScalers(runCtx, &workers, scalerCfgs, scalerEnv{
-			address: handleBase, token: ctrl.AppToken, reg: f.reg, log: log,
-		})
+		newConfigScalers(scalerCfgs, handleBase, f.reg, log).start(runCtx, &workers, ctrl.AppToken)
 		runErr = f.wait(ctx)
 	}
 
