@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,40 +25,26 @@ import (
 // has no token: it is unknown, or its external_scaler_enabled is false.
 var ErrNoAppToken = errors.New("the application has no token: is it deployed with external_scaler_enabled: true?")
 
-// scalers are the scaler files of the config shoal starts with, parsed.
-type scalers struct {
+// Scalers are the scaler files a config names, parsed.
+type Scalers struct {
 	prometheus []*prometheus.Config
 	schedule   []*schedule.Config
 }
 
-func (s scalers) empty() bool { return len(s.prometheus) == 0 && len(s.schedule) == 0 }
+func (s Scalers) empty() bool { return len(s.prometheus) == 0 && len(s.schedule) == 0 }
 
-// loadScalers reads the scalers section of the config given on the command line, else
-// of the config deployed last, and parses every file it names. A bad file stops the
-// start with the file's own errors; the section is read once, like http_options.
-func loadScalers(cfg *config.Config, st store.Store) (scalers, error) {
-	var sec config.Scalers
-	switch {
-	case cfg != nil:
-		sec = cfg.Scalers
-	default:
-		state, err := st.Load()
-		if err != nil {
-			return scalers{}, fmt.Errorf("load state: %w", err)
-		}
-		if len(state.Config) > 0 {
-			// A stored config that no longer parses is reported by proxyOptions.
-			if saved, _, err := config.Parse(state.Config, "stored config", ""); err == nil {
-				sec = saved.Scalers
-			}
-		}
-	}
-	var out scalers
+// LoadScalers parses every scaler file that sec names (absolute paths: config.Load
+// makes them so, from paths relative to the config). Errors come one a line, each the
+// section that names the file and the file's own error ("scalers.schedule:
+// file:line: path: message"), so that `shoal validate` reports them as it reports a
+// config's, and a config it passes does not then stop `shoal start`.
+func LoadScalers(sec config.Scalers) (Scalers, error) {
+	var out Scalers
 	var errs []error
 	for _, ref := range sec.Prometheus {
 		c, err := prometheus.Load(ref.Config)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("scalers.prometheus: %w", err))
+			errs = append(errs, scalerFileError("scalers.prometheus", err))
 			continue
 		}
 		out.prometheus = append(out.prometheus, c)
@@ -64,7 +52,7 @@ func loadScalers(cfg *config.Config, st store.Store) (scalers, error) {
 	for _, ref := range sec.Schedule {
 		c, err := schedule.Load(ref.Config)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("scalers.schedule: %w", err))
+			errs = append(errs, scalerFileError("scalers.schedule", err))
 			continue
 		}
 		out.schedule = append(out.schedule, c)
@@ -72,12 +60,56 @@ func loadScalers(cfg *config.Config, st store.Store) (scalers, error) {
 	return out, errors.Join(errs...)
 }
 
+// scalerFileError puts the section before every line of a file's error, and says
+// where a missing file was looked for.
+func scalerFileError(section string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("%w; create it, or correct the entry's config: path (relative to the config's directory)", err)
+	}
+	return &sectionError{section, err}
+}
+
+// sectionError is a scaler file's error, each line of which (a file lists every
+// problem, one a line) starts with the config's section that names the file.
+type sectionError struct {
+	section string
+	err     error
+}
+
+func (e *sectionError) Error() string {
+	return e.section + ": " + strings.ReplaceAll(e.err.Error(), "\n", "\n"+e.section+": ")
+}
+
+func (e *sectionError) Unwrap() error { return e.err }
+
+// loadScalers reads the scalers section of the config given on the command line, else
+// of the config deployed last, and parses every file it names (LoadScalers). A bad file
+// stops the start with the file's own errors; the section is read once, like
+// http_options.
+func loadScalers(cfg *config.Config, st store.Store) (Scalers, error) {
+	if cfg != nil {
+		return LoadScalers(cfg.Scalers)
+	}
+	state, err := st.Load()
+	if err != nil {
+		return Scalers{}, fmt.Errorf("load state: %w", err)
+	}
+	var sec config.Scalers
+	if len(state.Config) > 0 {
+		// A stored config that no longer parses is reported by proxyOptions.
+		if saved, _, err := config.Parse(state.Config, "stored config", ""); err == nil {
+			sec = saved.Scalers
+		}
+	}
+	return LoadScalers(sec)
+}
+
 // configScalers runs the scalers of the config shoal starts with: for the whole run on
 // the process backend, for each term as leader on Kubernetes. They call the scale
 // webhook over HTTP like any outside scaler, so their calls are authenticated, audited
 // and counted as webhook calls.
 type configScalers struct {
-	s scalers
+	s Scalers
 	// address is shoal's own proxy (it answers the scale route).
 	address string
 	log     *slog.Logger
@@ -89,7 +121,7 @@ type configScalers struct {
 
 // newConfigScalers prepares the scalers s to call the proxy at address, with their
 // metrics on reg.
-func newConfigScalers(s scalers, address string, reg promclient.Registerer, log *slog.Logger) *configScalers {
+func newConfigScalers(s Scalers, address string, reg promclient.Registerer, log *slog.Logger) *configScalers {
 	c := &configScalers{s: s, address: address, log: log}
 	if !s.empty() {
 		c.metrics = scaler.NewMetrics(reg)
