@@ -34,6 +34,13 @@ func headEnd(b []byte) int {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// bareLFHead reports whether b holds a head whose lines end in a bare LF, which no
+// CRLF blank line will ever end: net/http reads those (RFC 9112 lets a server accept a
+// bare LF), so the loop hands them over at once instead of waiting for more bytes.
+func bareLFHead(b []byte) bool {
+	return bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n"))
+}
+
 // tokenByte reports the bytes of an RFC 9110 token.
 var tokenByte = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {

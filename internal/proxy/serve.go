@@ -198,7 +198,7 @@ func (fc *fastConn) readHead() int {
 		if n := headEnd(buf); n >= 0 {
 			return n
 		}
-		if len(buf) == fc.br.Size() {
+		if len(buf) == fc.br.Size() || bareLFHead(buf) {
 			return -1
 		}
 		if _, err := fc.br.Peek(len(buf) + 1); err != nil {

@@ -106,6 +106,10 @@ func TestUnusualRequestsAreHandedToNetHTTPOnTheSameConnection(t *testing.T) {
 		{"two Content-Length values", "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400},
 		{"a folded header line (net/http unfolds it)", "GET /x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded\r\n\r\n", 200},
 		{"no Host", "GET /x HTTP/1.1\r\n\r\n", 400},
+		// No CRLF blank line ever comes: the loop must not wait for one (the harness
+		// has no read timeout, so waiting would hang the test).
+		{"lines ending in a bare LF", "GET /lf HTTP/1.1\nHost: x\n\n", 200},
+		{"bare LF lines and a CRLF blank line", "GET /lf HTTP/1.1\nHost: x\n\r\n", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dialRaw()
