@@ -242,6 +242,22 @@ func TestStatusTableShowsCountsStatesAndModes(t *testing.T) {
 			}
 		}
 	}
+	// Each count stands under its heading, and no row ends in blanks.
+	for _, c := range []struct {
+		heading string
+		row     int
+		want    string
+	}{{"TARGET", 2, "3"}, {"RUNNING", 2, "2"}, {"REPLICAS", 2, "1 STARTING"}, {"TARGET", 4, "0"}, {"REPLICAS", 4, "-"}} {
+		col := strings.Index(rows[0], c.heading)
+		if col < 0 || len(rows[c.row]) <= col || !strings.HasPrefix(rows[c.row][col:], c.want) {
+			t.Errorf("%s is not under %s:\n%s", c.want, c.heading, got)
+		}
+	}
+	for i, r := range strings.Split(got, "\n") {
+		if strings.HasSuffix(r, " ") {
+			t.Errorf("row %d ends in blanks: %q", i, r)
+		}
+	}
 }
 
 func TestStatusYAMLKeepsKeyOrderAndNumbers(t *testing.T) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -94,8 +95,9 @@ func writeTable(w io.Writer, d *client.ServeDetails) error {
 		_, err := fmt.Fprintln(w, "no applications; deploy a config with 'shoal deploy CONFIG'")
 		return err
 	}
-	// The MESSAGE column shows only when there is a message, so a healthy table has no
-	// trailing blanks.
+	// The MESSAGE column shows only when there is a message. Every row has every cell,
+	// empty or not, or tabwriter would align the columns after a short row on their
+	// own; the blanks it pads empty trailing cells with are trimmed after.
 	withMsg := false
 	for _, app := range d.Applications {
 		withMsg = withMsg || app.Message != ""
@@ -107,9 +109,10 @@ func writeTable(w io.Writer, d *client.ServeDetails) error {
 		if !withMsg {
 			cells = cells[:len(cells)-1]
 		}
-		return strings.TrimRight(strings.Join(cells, "\t"), "\t") + "\n"
+		return strings.Join(cells, "\t") + "\n"
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, row("APPLICATION / DEPLOYMENT", "STATUS", "ROUTE", "MODE", "TARGET", "RUNNING", "REPLICAS", "MESSAGE"))
 	for _, name := range sortedKeys(d.Applications) {
 		app := d.Applications[name]
@@ -120,7 +123,15 @@ func writeTable(w io.Writer, d *client.ServeDetails) error {
 				strconv.Itoa(dep.Running()), byState(dep), oneLine(dep.Message)))
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for line := range strings.Lines(buf.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // appMode is the application's mode: external, or its deployments' mode when they
