@@ -63,8 +63,9 @@ staticcheck:
 
 # The Kubernetes backend's tests run a real kube-apiserver and etcd, built from the Go
 # module proxy into .cache/k8s/bin on the first run (a few minutes) and reused after.
+# A failed build stops here rather than leaving those tests without their binaries.
 gotest:
-	KUBEBUILDER_ASSETS=$$(hack/k8stools/build.sh) $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	assets=$$(hack/k8stools/build.sh) && KUBEBUILDER_ASSETS=$$assets $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 # e2e runs only the end-to-end tests (real binary, real replica processes).
 e2e:
