@@ -24,10 +24,10 @@ const (
 	healthPeriodS    = 0.5
 	healthTimeoutS   = 2
 	gracefulTimeoutS = 3
-	// faults stopped → every status HEALTHY/RUNNING. A deployment whose replicas crashed
-	// again and again stays UNHEALTHY until a replacement has run healthy for the
-	// process backend's RestartBackoffReset (60 s), even at its target: the bound is
-	// that plus a replacement's start.
+	// faults stopped → every status HEALTHY/RUNNING. The bound dates from when a
+	// deployment whose replicas crashed again and again stayed UNHEALTHY for the process
+	// backend's RestartBackoffReset (60 s) even at its target; kept so that every run is
+	// checked against the same figure.
 	convergeBound     = 90 * time.Second
 	restartBound      = 45 * time.Second // shoal restarted → the acknowledged targets run
 	orphanBound       = 5 * time.Second  // shoal killed → every replica gone
