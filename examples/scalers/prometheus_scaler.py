@@ -6,7 +6,8 @@ The same policy as `shoal scaler prometheus`, in a page of Python with `requests
 
     replicas = ceil(value / per_replica), clamped to [min, max],
     at most max_step at a time, no scale-up within scale_up_cooldown and no
-    scale-down within scale_down_cooldown of the last change; while the query fails
+    scale-down within scale_down_cooldown of the last change (a target changed
+    outside the scaler, read before every decision, counts too); while the query fails
     the target is kept, and after fallback_after seconds of failures it becomes
     fallback_replicas.
 
@@ -57,8 +58,15 @@ class Policy:
     def __init__(self, a):
         self.a = a
         self.target = None        # last target set (None: unknown)
-        self.last_change = None   # when this scaler last changed it
+        self.last_change = None   # when the target last changed (by this scaler or seen changed)
         self.failing_since = None
+
+    def observe(self, current, now):
+        """Take in the target read from shoal; one changed outside the scaler counts as a change."""
+        if self.target is not None and current != self.target:
+            log.info("target %d set outside the scaler (it was %d)", current, self.target)
+            self.last_change = now
+        self.target = current
 
     def decide(self, value, now):
         """Return (new target or None, reason)."""
@@ -125,16 +133,20 @@ def main():
     headers = {"Authorization": f"Bearer {token}"}
     verify = a.cacert or True  # requests: a CA file, or True for the system's trust store
     policy = Policy(a)
-    if token:
-        try:  # knowing the current target lets max_step and the cooldowns apply at once
-            r = requests.get(url, headers=headers, timeout=10, verify=verify)
-            r.raise_for_status()
-            policy.target = r.json()["target_num_replicas"]
-        except (requests.RequestException, KeyError, ValueError) as e:
-            log.warning("cannot read the current target: %s", e)
 
     while True:
         now = time.monotonic()
+        # The target is read before every decision (a dry run: at start only), so one
+        # changed behind the scaler's back (by hand, by a redeploy) is corrected; the
+        # change restarts the cooldowns, as the scaler's own would.
+        if token and (policy.target is None or not a.dry_run):
+            try:
+                r = requests.get(url, headers=headers, timeout=10, verify=verify)
+                r.raise_for_status()
+                policy.observe(r.json()["target_num_replicas"], now)
+            except (requests.RequestException, KeyError, ValueError) as e:
+                log.warning("cannot read the current target, deciding from the last known (%s): %s",
+                            policy.target, e)
         value = query(a.prometheus, a.query, timeout=min(a.interval, 10))
         before = (policy.target, policy.last_change)
         target, why = policy.decide(value, now)

@@ -12,7 +12,8 @@ type State struct {
 	// Target is the last target set (or read from shoal); meaningful when Known.
 	Target int
 	Known  bool
-	// LastChange is when this scaler last changed the target; zero if never.
+	// LastChange is when the target last changed: set by this scaler, or seen changed
+	// outside it (see Observe); zero if never.
 	LastChange time.Time
 	// FailingSince is when the current run of failed queries began; zero while queries
 	// succeed.
@@ -38,6 +39,37 @@ type Decision struct {
 	Fallback bool
 	// Reason says why, in one line for the log.
 	Reason string
+}
+
+// Observe folds the deployment's current target, as read from shoal before a decision,
+// into the state, and reports whether it was changed outside the scaler. The first read
+// (the state does not know the target yet) is not a change.
+//
+// A target that differs from the known one was set by someone else: a hand `shoal
+// scale`, the dashboard, a redeploy that reset it to num_replicas. It becomes the target
+// the decision starts from, and it counts as a change: the cooldowns restart from now.
+// The scaler then corrects it as it would correct its own last change:
+//
+//	outside change            → scaler's answer
+//	below the desired count   → raised after scale_up_cooldown (default 0: at the next
+//	                            evaluation; from 0 always at once)
+//	above the desired count   → lowered after scale_down_cooldown (default 5m)
+//	to the desired count      → nothing to do
+//
+// KEDA's scalers remember nothing and undo an outside change at their next poll. Here a
+// human who scales up for an incident keeps the replicas for scale_down_cooldown, and the
+// scaler never fights a human (or another scaler) faster than its cooldowns allow, while
+// a target left below the demand is still raised at once by default.
+func Observe(st State, current int, now time.Time) (State, bool) {
+	switch {
+	case !st.Known:
+		st.Target, st.Known = current, true
+		return st, false
+	case st.Target == current:
+		return st, false
+	}
+	st.Target, st.LastChange = current, now
+	return st, true
 }
 
 // Decide turns one query result into a target. It reads no clock: now is the time of

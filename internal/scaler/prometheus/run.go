@@ -3,6 +3,7 @@ package prometheus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,7 +19,7 @@ type Options struct {
 	Querier Querier
 	Logger  *slog.Logger
 	// DryRun decides and logs, but calls no webhook (it still reads the current
-	// target when Webhook is set).
+	// target at start when Webhook is set, and then goes on from its own decisions).
 	DryRun bool
 	// Metrics, when set, receives the scaler's own metrics.
 	Metrics *scaler.Metrics
@@ -106,24 +107,37 @@ func (s *Scaler) step(ctx context.Context, i int) Decision {
 	log := s.log.With("application", t.Application, "deployment", t.Deployment)
 	m := s.o.Metrics
 
-	if !st.Known && s.o.Webhook != nil {
-		// Knowing the current target lets max_step and the cooldowns apply from the
-		// first decision; without it the first decision sets its target outright.
+	now := s.o.Now()
+	var outside string
+	if s.o.Webhook != nil && (!st.Known || !s.o.DryRun) {
+		// The target is read at every evaluation, not only at start: a hand scale, the
+		// dashboard or a redeploy that resets it to num_replicas changes it behind the
+		// scaler's back, and a scaler that trusted its memory would never correct it
+		// while its desired count stays the same. A dry run reads it once only: its
+		// state moves on as if its decisions were applied, which the real target never
+		// shows.
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.Prometheus.Timeout.D())
 		n, err := s.o.Webhook.Target(cctx, t.Application, t.Deployment)
 		cancel()
-		if err != nil {
+		switch {
+		case err != nil && st.Known:
+			log.Warn("cannot read the current target; deciding from the last one known", "target", st.Target, "err", err)
+		case err != nil:
 			log.Warn("cannot read the current target", "err", err)
-		} else {
-			st.Target, st.Known = n, true
+		default:
+			var changed bool
+			st, changed = Observe(st, n, now)
+			if changed {
+				outside = fmt.Sprintf("target %d set outside the scaler (it was %d); ", n, s.st[i].Target)
+			}
 		}
 	}
 
-	now := s.o.Now()
 	qctx, cancel := context.WithTimeout(ctx, s.cfg.Prometheus.Timeout.D())
 	value, qerr := s.o.Querier.Query(qctx, t.Query, now)
 	cancel()
 	d, next := Decide(t, st, value, qerr == nil, now)
+	d.Reason = outside + d.Reason
 
 	if d.OK {
 		m.QueryValue.WithLabelValues(t.Application, t.Deployment).Set(value)
