@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,34 +125,28 @@ func (b tab) wait(timeout time.Duration, what, expr string) {
 // q quotes a string for JavaScript.
 func q(s string) string { return strconv.Quote(s) }
 
-// quickstartConfig is the quickstart's two applications — echo (sample replicas, here
-// with the external scaler) and files (Python's file server) — on a free proxy port.
+// quickstartConfig is examples/quickstart/serve.yaml as `make run` starts it, with only
+// what ties it to one checkout changed: the proxy port (a free one, so the test runs
+// beside a `make run`), the replica binary (the one TestMain built, not bin/replica)
+// and the working directories (absolute, as the file sits in a temp dir). Each edit
+// must match exactly once, so a change to the quickstart that these edits no longer
+// fit fails here instead of testing a different config.
 func quickstartConfig(t *testing.T, proxyPort int) string {
-	dir := t.TempDir()
-	writeFile(t, dir, "hello.txt", "hello\n")
-	return writeFile(t, dir, "serve.yaml", fmt.Sprintf(`http_options: {host: 127.0.0.1, port: %d, request_timeout_s: 10}
-applications:
-  - name: echo
-    route_prefix: /echo
-    external_scaler_enabled: true
-    deployments:
-      - name: model
-        num_replicas: 2
-        replica_limit: 5
-        command: [%q]
-        env: {MODEL: small}
-        health_check_path: /healthz
-        graceful_shutdown_wait_loop_s: 0.05
-        graceful_shutdown_timeout_s: 5
-  - name: files
-    route_prefix: /files
-    deployments:
-      - name: static
-        num_replicas: 1
-        command: ["python3", "-m", "http.server", "--bind", "127.0.0.1", "${PORT}"]
-        working_dir: %s
-        graceful_shutdown_timeout_s: 5
-`, proxyPort, bin.replica, dir))
+	t.Helper()
+	dir := filepath.Join(bin.root, "examples", "quickstart")
+	cfg := readFile(t, filepath.Join(dir, "serve.yaml"))
+	for _, e := range []struct{ old, new string }{
+		{"\n  port: 8000\n", fmt.Sprintf("\n  port: %d\n", proxyPort)},
+		{`command: ["./bin/replica"]`, fmt.Sprintf("command: [%q]", bin.replica)},
+		{"working_dir: ../..\n", fmt.Sprintf("working_dir: %q\n", bin.root)},
+		{"working_dir: .\n", fmt.Sprintf("working_dir: %q\n", dir)},
+	} {
+		if n := strings.Count(cfg, e.old); n != 1 {
+			t.Fatalf("examples/quickstart/serve.yaml holds %q %d times, want once: update quickstartConfig to the file", e.old, n)
+		}
+		cfg = strings.Replace(cfg, e.old, e.new, 1)
+	}
+	return writeFile(t, t.TempDir(), "serve.yaml", cfg)
 }
 
 // scaleWith calls the webhook on the proxy port with token and returns the status.
