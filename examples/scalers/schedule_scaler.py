@@ -104,6 +104,19 @@ def main():
     applied = None
     while True:
         n, why = desired(datetime.now(TIMEZONE))
+        # The target is read every time (but not in a dry run), so one changed outside
+        # the scaler (by hand, by a redeploy) is set back within 30s.
+        if token and not a.dry_run and applied == n:
+            try:
+                r = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                                 verify=a.cacert or True)
+                r.raise_for_status()
+                cur = r.json()["target_num_replicas"]
+                if cur != n:
+                    log.warning("target %d set outside the scaler; setting %d", cur, n)
+                    applied = None
+            except (requests.RequestException, KeyError, ValueError) as e:
+                log.warning("cannot read the current target: %s", e)
         if n != applied:
             if a.dry_run:
                 log.info("dry run: would set %s/%s to %d (%s)", a.app, a.deployment, n, why)

@@ -17,6 +17,7 @@ import (
 //
 //	shoal: {address: http://127.0.0.1:8000, token_env: SHOAL_TOKEN}
 //	timezone: Europe/Berlin
+//	interval: 30s
 //	targets:
 //	  - application: my-app
 //	    deployment: my-deployment
@@ -29,12 +30,19 @@ import (
 type Config struct {
 	Shoal scaler.Shoal `yaml:"shoal"`
 	// Timezone is an IANA name (Europe/Berlin, UTC); default the machine's local zone.
-	Timezone string   `yaml:"timezone"`
-	Targets  []Target `yaml:"targets"`
+	Timezone string `yaml:"timezone"`
+	// Interval is how often each target is read from shoal and set again if it differs
+	// from the schedule, between planned changes; default DefaultInterval.
+	Interval scaler.Duration `yaml:"interval"`
+	Targets  []Target        `yaml:"targets"`
 
 	// Location is Timezone, loaded by Parse.
 	Location *time.Location `yaml:"-"`
 }
+
+// DefaultInterval is how often a target changed outside the scaler is looked for:
+// KEDA's default pollingInterval.
+const DefaultInterval = 30 * time.Second
 
 // Target is one deployment's schedule.
 type Target struct {
@@ -230,6 +238,12 @@ func Parse(data []byte, name, baseDir string) (*Config, error) {
 		} else {
 			c.Location = loc
 		}
+	}
+	if c.Interval == 0 {
+		c.Interval = scaler.Duration(DefaultInterval)
+	}
+	if c.Interval < 0 {
+		errs.Add(doc.Line("interval"), "interval", "must be > 0")
 	}
 	if len(c.Targets) == 0 {
 		errs.Add(doc.Line("targets"), "targets", "at least one target is needed")

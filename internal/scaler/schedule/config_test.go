@@ -45,13 +45,16 @@ targets: [{application: a, deployment: d, windows: [{from: "2026-12-01T10:00", t
 
 func TestTheTimezoneDefaultsToTheMachines(t *testing.T) {
 	c := mustParse(t, "targets: [{application: a, deployment: d}]\n")
-	if c.Location != time.Local || c.Targets[0].DefaultReplicas() != 1 {
-		t.Errorf("location %v, default %d", c.Location, c.Targets[0].DefaultReplicas())
+	if c.Location != time.Local || c.Targets[0].DefaultReplicas() != 1 || c.Interval.D() != 30*time.Second {
+		t.Errorf("location %v, default %d, interval %s; want local, 1, 30s", c.Location, c.Targets[0].DefaultReplicas(), c.Interval.D())
 	}
 }
 
 func TestConfigErrorsNameTheFileLineAndPath(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
+		{"a negative interval is refused",
+			"interval: -5s\ntargets: [{application: a, deployment: d}]\n",
+			`s.yaml:1: interval: must be > 0`},
 		{"an unknown timezone is refused",
 			"timezone: Mars/Olympus\ntargets: [{application: a, deployment: d}]\n",
 			`s.yaml:1: timezone: unknown timezone "Mars/Olympus" (want an IANA name like Europe/Berlin or UTC)`},
