@@ -31,7 +31,11 @@ func (a *API) putApplications(w http.ResponseWriter, r *http.Request) error {
 	if backend == "" {
 		backend = config.BackendProcess
 	}
-	cfg, warnings, err := config.ParseFor(body, "request body", a.opts.BaseDir, backend)
+	// Parsed over the deployed config: a deployment that names no working_dir keeps the
+	// one it runs in, which `shoal start FILE` may have taken from the file's directory.
+	// Against BaseDir alone, the same config sent here would be a new version, with every
+	// replica restarted and every webhook target reset.
+	cfg, warnings, err := config.ParseOver(body, "request body", a.opts.BaseDir, backend, a.intents.Snapshot().Config)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "%s", err.Error())
 	}

@@ -38,6 +38,9 @@ type parser struct {
 	budget int
 	// backend is the backend the config is checked for (BackendProcess by default).
 	backend string
+	// deployed is the config this one replaces (nil for a file or a first deploy): its
+	// deployments' working directories are the defaults of the same deployments here.
+	deployed *Config
 }
 
 func newParser(file, baseDir string) *parser {

@@ -49,6 +49,20 @@ func Parse(data []byte, name, baseDir string) (*Config, []Warning, error) {
 // application with an import_path needs a command: each missing one is an error at its
 // path ("applications[0].deployments[1].image: required on the kubernetes backend").
 func ParseFor(data []byte, name, baseDir, backend string) (*Config, []Warning, error) {
+	return ParseOver(data, name, baseDir, backend, nil)
+}
+
+// ParseOver is ParseFor for a config sent to replace deployed, the config running now
+// (nil when there is none): PUT /api/serve/applications/ parses its body so. A
+// deployment that names no working_dir, in an application whose runtime_env names no
+// local one, keeps the directory it runs in: a deployment of deployed keeps its own; a
+// deployment new to an application of deployed takes the one of that application's
+// ingress deployment; only an application new to deployed takes baseDir. So the same
+// config sent again is the same version however it is sent (a file read by `shoal
+// start`, whose default is the file's directory, or a body sent by curl, whose base is
+// shoal's working directory). A working_dir that is given, absolute or relative to
+// baseDir, is used as written.
+func ParseOver(data []byte, name, baseDir, backend string, deployed *Config) (*Config, []Warning, error) {
 	if err := checkBackend(backend); err != nil {
 		return nil, nil, err
 	}
@@ -58,6 +72,7 @@ func ParseFor(data []byte, name, baseDir, backend string) (*Config, []Warning, e
 	}
 	p := newParser(name, base)
 	p.backend = backend
+	p.deployed = deployed
 	var cfg *Config
 	if root := p.parseYAML(data); root != nil {
 		cfg = p.config(root)

@@ -358,7 +358,7 @@ func (p *parser) runtimeEnv(n *yaml.Node, path string, re *RuntimeEnv) {
 		fp := join(path, "working_dir")
 		if v, ok := p.str(f.val, fp); ok && v != "" {
 			if isURI(v) {
-				p.warnAt(f.key.Line, fp, "ignored: remote runtime_env URIs are not supported; the replica runs in %s", p.baseDir)
+				// Kept for the version; finishApp warns, once it knows where the replicas run.
 				re.WorkingDir = v
 			} else {
 				re.WorkingDir = p.abs(v)

@@ -58,12 +58,7 @@ func (p *parser) finishApp(app *Application, path string) {
 		ingress = 0
 	}
 
-	// The replicas' default working directory: runtime_env.working_dir when it is
-	// local, else the config file's directory (a remote URI was warned about).
-	workDir := p.baseDir
-	if wd := app.RuntimeEnv.WorkingDir; wd != "" && !isURI(wd) {
-		workDir = wd
-	}
+	workDir, deployed := p.defaultWorkDir(app, path)
 
 	var autoscaled []string
 	for j := range app.Deployments {
@@ -86,6 +81,9 @@ func (p *parser) finishApp(app *Application, path string) {
 		}
 		if d.WorkingDir == "" {
 			d.WorkingDir = workDir
+			if pd := deployed.deployment(d.Name); pd != nil && pd.WorkingDir != "" {
+				d.WorkingDir = pd.WorkingDir
+			}
 		}
 		d.Env = mergeEnv(app.RuntimeEnv.EnvVars, d.Env)
 		if d.Autoscaled() {
@@ -98,6 +96,61 @@ func (p *parser) finishApp(app *Application, path string) {
 		// Ray's wording (ServeApplicationSchema.validate_external_scaler_and_autoscaling).
 		p.errorf(join(path, "external_scaler_enabled"), "external_scaler_enabled is set to True, but the following deployment(s) have autoscaling configured: %s. When using an external autoscaler, Serve's built-in autoscaling must be disabled for all deployments in the application.", strings.Join(autoscaled, ", "))
 	}
+}
+
+// defaultWorkDir returns the working directory of the application's deployments that
+// name none: runtime_env.working_dir when it is local; else, when the application is
+// deployed already (see ParseOver), the directory its ingress deployment runs in, and
+// that deployed application, whose deployments keep their own directories; else the
+// base directory (the config file's). It warns about a remote runtime_env.working_dir,
+// which is ignored.
+func (p *parser) defaultWorkDir(app *Application, path string) (string, *Application) {
+	wd := app.RuntimeEnv.WorkingDir
+	if wd != "" && !isURI(wd) {
+		return wd, nil
+	}
+	dir := p.baseDir
+	deployed := p.deployed.application(app.Name)
+	if deployed != nil {
+		if d := deployed.IngressDeployment(); d != nil && d.WorkingDir != "" {
+			dir = d.WorkingDir
+		}
+	}
+	if wd != "" {
+		fp := join(join(path, "runtime_env"), "working_dir")
+		where := "the replica runs in " + dir
+		if deployed != nil {
+			where = "the replicas keep the directory they run in"
+		}
+		p.warnAt(p.lineOf(fp), fp, "ignored: remote runtime_env URIs are not supported; %s", where)
+	}
+	return dir, deployed
+}
+
+// application returns the named application of c, or nil (also for a nil c).
+func (c *Config) application(name string) *Application {
+	if c == nil {
+		return nil
+	}
+	for i := range c.Applications {
+		if c.Applications[i].Name == name {
+			return &c.Applications[i]
+		}
+	}
+	return nil
+}
+
+// deployment returns the named deployment of a, or nil (also for a nil a).
+func (a *Application) deployment(name string) *Deployment {
+	if a == nil {
+		return nil
+	}
+	for i := range a.Deployments {
+		if a.Deployments[i].Name == name {
+			return &a.Deployments[i]
+		}
+	}
+	return nil
 }
 
 // mergeEnv puts the application's runtime_env.env_vars under a deployment's env: the
