@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -151,7 +153,7 @@ func (c *Controller) restore(st *store.State) {
 			for j := range a.Deployments {
 				d := &a.Deployments[j]
 				if as.Deployments[d.Name] == nil {
-					as.Deployments[d.Name] = nextTarget(nil, d, version(a, d), configNum(d), now)
+					as.Deployments[d.Name] = nextTarget(nil, nil, d, version(a, d), configNum(d), now)
 				}
 			}
 			for name := range as.Deployments {
@@ -243,12 +245,13 @@ func (c *Controller) DeleteAll(ctx context.Context) error {
 
 // deployLocked computes the state cfg leads to, saves it, then applies it.
 //
-// Targets follow Ray's rules: a deployment new to its application starts at
-// InitialTarget (source config); a redeploy that changes the deployment's version or its
-// num_replicas resets the target likewise; any other redeploy keeps the current target
-// and its source (a webhook's target survives a redeploy of the same config or a change
-// of only external_scaler_enabled; an autoscaler's survives while the version stays,
-// clamped to the autoscaling bounds deployed, as Ray does).
+// Targets follow Ray's rules (see nextTarget): a deployment new to its application
+// starts at InitialTarget (source config); a redeploy of a fixed or webhook-scaled
+// deployment that changes its version or num_replicas resets the target likewise, and
+// any other keeps it (a webhook's target survives a redeploy of the same config or a
+// change of only external_scaler_enabled); a redeploy of an autoscaled deployment keeps
+// its target, within the new bounds, unless it changes the deployment and sets
+// initial_replicas.
 //
 // An application that is still being deleted and comes back in cfg is a new deploy, as
 // in Ray: fresh targets, and its deployments start once the old replicas have stopped
@@ -279,10 +282,13 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 		for j := range a.Deployments {
 			d := &a.Deployments[j]
 			var prev *store.DeploymentState
-			if prevState != nil && findDeployment(prevCfg, d.Name) != nil {
-				prev = prevState.Deployments[d.Name]
+			var prevDep *config.Deployment
+			if prevState != nil {
+				if prevDep = findDeployment(prevCfg, d.Name); prevDep != nil {
+					prev = prevState.Deployments[d.Name]
+				}
 			}
-			as.Deployments[d.Name] = nextTarget(prev, d, version(a, d), configNum(d), now)
+			as.Deployments[d.Name] = nextTarget(prev, prevDep, d, version(a, d), configNum(d), now)
 		}
 		if oldState != nil {
 			// Deployments dropped from the application stay until they have stopped.
@@ -345,20 +351,39 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 	return nil
 }
 
-// nextTarget is a deployment's target after a deploy; prev is its saved state, nil when
-// the deployment is new (or its application was being deleted).
-func nextTarget(prev *store.DeploymentState, d *config.Deployment, ver string, num int, now time.Time) *store.DeploymentState {
-	if prev == nil || prev.Version != ver || prev.NumReplicas != num {
-		return &store.DeploymentState{
-			Target: d.InitialTarget(), Source: string(SourceConfig),
-			Version: ver, NumReplicas: num, UpdatedAt: now,
-		}
+// nextTarget is a deployment's target after a deploy; prev is its saved state and
+// prevDep its config as deployed until now, both nil when the deployment is new (or its
+// application was being deleted).
+//
+// A fixed deployment, or one the scale webhook sets, keeps its target unless its version
+// or num_replicas changes, which resets it to num_replicas (Ray's rule for
+// target_num_replicas).
+//
+// An autoscaled deployment follows Ray's AutoscalingState.register: when the redeploy
+// changes the deployment (its config or its version, DeploymentInfo.config_changed) and
+// initial_replicas is set, the target goes to initial_replicas; otherwise the current
+// target is kept. Either way it is then clamped to [min_replicas, max_replicas] at once
+// (apply_bounds), not after the autoscaler's delays. So a code update under load keeps
+// the replicas the load asked for, instead of falling to min_replicas for the upscale
+// delay.
+func nextTarget(prev *store.DeploymentState, prevDep, d *config.Deployment, ver string, num int, now time.Time) *store.DeploymentState {
+	fresh := &store.DeploymentState{
+		Target: d.InitialTarget(), Source: string(SourceConfig),
+		Version: ver, NumReplicas: num, UpdatedAt: now,
+	}
+	if prev == nil {
+		return fresh
+	}
+	a := d.AutoscalingConfig
+	if a == nil && (prev.Version != ver || prev.NumReplicas != num) {
+		return fresh
+	}
+	if a != nil && a.InitialReplicas != nil && (prev.Version != ver || deploymentChanged(prevDep, d)) {
+		return fresh
 	}
 	ds := *prev
-	if a := d.AutoscalingConfig; a != nil {
-		// Ray clamps a kept autoscaling target to the bounds of the config deployed
-		// (AutoscalingState.register → apply_bounds): a new min_replicas or max_replicas
-		// applies at once, not after the autoscaler's upscale or downscale delay.
+	ds.Version, ds.NumReplicas = ver, num
+	if a != nil {
 		if n := min(max(ds.Target, a.MinReplicas), a.MaxReplicas); n != ds.Target {
 			ds.Target, ds.UpdatedAt = n, now
 		}
@@ -368,6 +393,19 @@ func nextTarget(prev *store.DeploymentState, d *config.Deployment, ver string, n
 		ds.Target, ds.UpdatedAt = d.ReplicaLimit, now
 	}
 	return &ds
+}
+
+// deploymentChanged reports whether a redeploy changes any field of a deployment's
+// config (nil prev: it does). The fields are compared as JSON, as the config is stored:
+// after a restart the previous config comes from the store, and a number in user_config
+// decodes there as float64 where YAML gave an int.
+func deploymentChanged(prev, d *config.Deployment) bool {
+	if prev == nil {
+		return true
+	}
+	a, errA := json.Marshal(prev)
+	b, errB := json.Marshal(d)
+	return errA != nil || errB != nil || !bytes.Equal(a, b)
 }
 
 // configNum is num_replicas as the reset rule compares it: 0 for an autoscaled

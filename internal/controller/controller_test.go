@@ -365,43 +365,96 @@ func TestRedeployTargets(t *testing.T) {
 	}
 }
 
-func TestAutoscaledTargetSurvivesARedeployOfTheSameVersion(t *testing.T) {
-	h := start(t, nil, nil)
-	auto := func() config.Deployment {
+// TestAutoscaledRedeployTargets checks Ray's AutoscalingState.register: a redeploy keeps
+// the autoscaler's target, clamped to the new bounds at once, unless it changes the
+// deployment (config or version) and sets initial_replicas.
+func TestAutoscaledRedeployTargets(t *testing.T) {
+	auto := func(initial *int) config.Deployment {
 		d := dep("front", 0)
 		d.NumReplicas = config.NumReplicas{}
-		d.AutoscalingConfig = &config.AutoscalingConfig{MinReplicas: 1, MaxReplicas: 10, TargetOngoingRequests: 2}
+		d.AutoscalingConfig = &config.AutoscalingConfig{MinReplicas: 1, MaxReplicas: 10, InitialReplicas: initial, TargetOngoingRequests: 2}
 		return d
 	}
-	h.deploy(cfgOf(app("shop", false, auto())))
-	if d := h.dep("shop", "front"); d.Target != 1 || d.Mode != ModeAutoscaling {
-		t.Fatalf("initial target %d mode %s, want 1 autoscaling", d.Target, d.Mode)
+	two := 2
+	bounds := func(lo, hi int) func(*config.Deployment) {
+		return func(d *config.Deployment) { d.AutoscalingConfig.MinReplicas, d.AutoscalingConfig.MaxReplicas = lo, hi }
 	}
+	newEnv := func(d *config.Deployment) { d.Env = map[string]string{"MODEL": "big"} }
+	cases := []struct {
+		name       string
+		initial    *int // initial_replicas of both deploys
+		change     func(d *config.Deployment)
+		wantTarget int
+		wantSource Source
+	}{
+		{"the same config redeployed keeps the autoscaler's target", nil, func(*config.Deployment) {}, 6, SourceAutoscaler},
+		{"a new version alone keeps it", nil, newEnv, 6, SourceAutoscaler},
+		{"a new command keeps it", nil, func(d *config.Deployment) { d.Command = []string{"srv2"} }, 6, SourceAutoscaler},
+		{"a new autoscaling_config without initial_replicas keeps it", nil,
+			func(d *config.Deployment) { d.AutoscalingConfig.UpscaleDelayS = 5 }, 6, SourceAutoscaler},
+		{"with initial_replicas, the same config redeployed keeps it", &two, func(*config.Deployment) {}, 6, SourceAutoscaler},
+		{"with initial_replicas, a new autoscaling_config goes to initial_replicas", &two,
+			func(d *config.Deployment) { d.AutoscalingConfig.UpscaleDelayS = 5 }, 2, SourceConfig},
+		{"with initial_replicas, a new max_ongoing_requests goes to initial_replicas", &two,
+			func(d *config.Deployment) { d.MaxOngoingRequests = 9 }, 2, SourceConfig},
+		// Ray's DeploymentInfo.config_changed counts a new version as a change.
+		{"with initial_replicas, a new version goes to initial_replicas", &two, newEnv, 2, SourceConfig},
+		{"a lower max_replicas clamps it down at once", nil, bounds(1, 4), 4, SourceAutoscaler},
+		{"a higher min_replicas clamps it up at once", nil, bounds(8, 9), 8, SourceAutoscaler},
+		{"a new version with bounds that exclude it clamps it", nil,
+			func(d *config.Deployment) { newEnv(d); bounds(1, 4)(d) }, 4, SourceAutoscaler},
+		{"bounds that still hold it keep it", nil, bounds(1, 20), 6, SourceAutoscaler},
+		{"num_replicas in place of autoscaling resets it to num_replicas", nil,
+			func(d *config.Deployment) {
+				d.AutoscalingConfig = nil
+				d.NumReplicas = config.NumReplicas{Value: 3, Set: true}
+			}, 3, SourceConfig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, nil, nil)
+			h.deploy(cfgOf(app("shop", false, auto(tc.initial))))
+			want := 1
+			if tc.initial != nil {
+				want = *tc.initial
+			}
+			if d := h.dep("shop", "front"); d.Target != want || d.Mode != ModeAutoscaling {
+				t.Fatalf("first deploy: target %d mode %s, want %d autoscaling", d.Target, d.Mode, want)
+			}
+			h.setTarget("shop", "front", 6, SourceAutoscaler)
+
+			d := auto(tc.initial)
+			tc.change(&d)
+			h.deploy(cfgOf(app("shop", false, d)))
+			got := h.dep("shop", "front")
+			if got.Target != tc.wantTarget || got.TargetSource != tc.wantSource {
+				t.Errorf("target %d (%s), want %d (%s)", got.Target, got.TargetSource, tc.wantTarget, tc.wantSource)
+			}
+			if n := h.backendReplicas("shop", "front"); n != tc.wantTarget {
+				t.Errorf("backend runs %d, want %d", n, tc.wantTarget)
+			}
+		})
+	}
+}
+
+func TestAnAutoscaledTargetSurvivesARestartAndARedeployOfTheSameConfig(t *testing.T) {
+	// After a restart the previous config is the stored JSON, where user_config's 5 is
+	// a float64; the redeployed config has the int YAML gives. That is no change.
+	st := &countingStore{Store: store.NewMemory()}
+	two := 2
+	d := dep("front", 0)
+	d.NumReplicas = config.NumReplicas{}
+	d.UserConfig = map[string]any{"batch": 5}
+	d.AutoscalingConfig = &config.AutoscalingConfig{MinReplicas: 1, MaxReplicas: 10, InitialReplicas: &two, TargetOngoingRequests: 2,
+		LookBackPeriodS: 30, UpscaleDelayS: 30, DownscaleDelayS: 600, SmoothingFactor: 1, MetricsIntervalS: 10}
+	h := start(t, st, nil)
+	h.deploy(cfgOf(app("shop", false, d)))
 	h.setTarget("shop", "front", 6, SourceAutoscaler)
 
-	a := app("shop", false, auto())
-	a.Deployments[0].AutoscalingConfig.MaxReplicas = 20
-	h.deploy(cfgOf(a))
-	if d := h.dep("shop", "front"); d.Target != 6 || d.TargetSource != SourceAutoscaler {
-		t.Errorf("after a redeploy of the same version: %d (%s), want 6 (autoscaler)", d.Target, d.TargetSource)
-	}
-
-	// New bounds apply to the kept target at once (Ray's apply_bounds on register).
-	for _, b := range []struct{ min, max, want int }{{1, 4, 4}, {5, 8, 5}} {
-		a = app("shop", false, auto())
-		a.Deployments[0].AutoscalingConfig.MinReplicas = b.min
-		a.Deployments[0].AutoscalingConfig.MaxReplicas = b.max
-		h.deploy(cfgOf(a))
-		if d := h.dep("shop", "front"); d.Target != b.want || d.TargetSource != SourceAutoscaler {
-			t.Errorf("after a redeploy with bounds [%d, %d]: %d (%s), want %d (autoscaler)", b.min, b.max, d.Target, d.TargetSource, b.want)
-		}
-	}
-
-	a = app("shop", false, auto())
-	a.Deployments[0].Command = []string{"srv2"}
-	h.deploy(cfgOf(a))
-	if d := h.dep("shop", "front"); d.Target != 1 || d.TargetSource != SourceConfig {
-		t.Errorf("after a new version: %d (%s), want 1 (config)", d.Target, d.TargetSource)
+	h2 := start(t, st, nil)
+	h2.deploy(cfgOf(app("shop", false, d)))
+	if got := h2.dep("shop", "front"); got.Target != 6 || got.TargetSource != SourceAutoscaler {
+		t.Errorf("target after a restart and a redeploy of the same config: %d (%s), want 6 (autoscaler)", got.Target, got.TargetSource)
 	}
 }
 

@@ -377,3 +377,45 @@ func TestARedeployKeepsTheAutoscalersTargetAndAConfigChangeRestartsItsDelaysAndA
 		t.Errorf("the target reached the new min_replicas %v after the redeploy; want at once", up.at.Sub(redeployed))
 	}
 }
+
+func TestACodeUpdateUnderLoadKeepsTheReplicasTheLoadAsksFor(t *testing.T) {
+	t.Parallel()
+	// Without initial_replicas, a redeploy keeps the autoscaler's target (Ray's
+	// AutoscalingState.register): a new version rolls out at the count the load holds,
+	// instead of falling to min_replicas until the upscale delay has passed. Replicas take
+	// 400 ms to start, so that the rollout lasts long enough to watch.
+	scaling := "{min_replicas: 1, max_replicas: 4, target_ongoing_requests: 2, upscale_delay_s: 1, downscale_delay_s: 30, look_back_period_s: 1}"
+	version := func(release string) asApp {
+		return asApp{name: "roll", prefix: "/", deps: []asDep{{name: "model", autoscaling: scaling,
+			env: map[string]string{"STARTUP_DELAY_MS": "400", "RELEASE": release}}}}
+	}
+	s, path := asStart(t, version("1"))
+	asWatch(t, s, "roll", "model", 30*time.Second, "roll/model at min_replicas (1)", func(o asObs) bool { return o.settled(1) })
+
+	// Four clients keep about 4 requests in flight: 2 replicas at 2 each.
+	load := asNewLoad(s.proxyURL() + "/sleep?ms=200")
+	t.Cleanup(load.stop)
+	load.to(4)
+	hist := asWatch(t, s, "roll", "model", 20*time.Second, "2 HEALTHY replicas under 4 clients", func(o asObs) bool {
+		return o.settled(2) && o.status == "HEALTHY"
+	})
+	old := hist[len(hist)-1].live
+
+	// Only the env changes: a new version, every replica replaced, and at every
+	// observation until the last old one has gone, the target and the RUNNING replicas
+	// stay at what the load asks for.
+	asRedeploy(t, s, path, version("2"))
+	hist = asWatch(t, s, "roll", "model", 30*time.Second, "2 HEALTHY replicas of the new version", func(o asObs) bool {
+		return o.settled(2) && o.status == "HEALTHY" && !slices.ContainsFunc(o.live, func(pid int) bool { return slices.Contains(old, pid) })
+	})
+	for _, o := range hist {
+		if o.target < 2 || o.running() < 2 {
+			t.Fatalf("during the rollout of a new env under a load that asks for 2 replicas, saw %s:%s", o, asHistory(hist, 30))
+		}
+	}
+	if _, ok := asFirst(hist, func(o asObs) bool { return len(o.states) > 2 }); !ok {
+		t.Errorf("never saw a new replica start next to the old ones; was there a rollout?%s", asHistory(hist, 30))
+	}
+	load.stop()
+	load.check(t)
+}
