@@ -24,8 +24,8 @@ import (
 )
 
 // listeners are the sockets of one shoal: the proxy's and the control API's, and, when
-// the proxy serves TLS and something in shoal calls it, a plain loopback one for those
-// calls (see listenHandle).
+// something in shoal calls the proxy but cannot on its own listener (TLS, or bound to an
+// address that is not loopback), a plain loopback one for those calls (see listenHandle).
 type listeners struct {
 	proxy, control net.Listener
 	handle         net.Listener // nil when not opened
@@ -36,8 +36,10 @@ type listeners struct {
 
 // openListeners picks each listener's certificate and binds the listeners, with a hint
 // on what to change when a port is taken. With loopbackHandle, a proxy that serves TLS
-// also gets the plain loopback listener. Listeners off loopback without TLS are warned
-// about.
+// or is bound to one address that is not loopback also gets the plain loopback
+// listener: the handle endpoint answers loopback clients only, and replicas calling the
+// proxy's own address would come from a non-loopback one. Listeners off loopback
+// without TLS are warned about.
 func openListeners(o Options, h config.HTTPOptions, loopbackHandle bool) (*listeners, error) {
 	t, err := resolveTLS(o, h, time.Now())
 	if err != nil {
@@ -53,7 +55,7 @@ func openListeners(o Options, h config.HTTPOptions, loopbackHandle bool) (*liste
 		l.close()
 		return nil, err
 	}
-	if loopbackHandle && t.proxy() {
+	if loopbackHandle && (t.proxy() || !reachedOverLoopback(l.proxy.Addr())) {
 		if l.handle, err = listenHandle(); err != nil {
 			l.close()
 			return nil, err
@@ -73,8 +75,17 @@ func (l *listeners) close() {
 	}
 }
 
-// local is where shoal itself reaches its proxy: the plain loopback listener when there
-// is one, else the proxy's own (loopback, unless it is bound to one other address).
+// reachedOverLoopback reports whether a listener on addr can be reached on loopback:
+// bound to loopback or to every address.
+func reachedOverLoopback(addr net.Addr) bool {
+	host, _, _ := net.SplitHostPort(addr.String())
+	ip := net.ParseIP(host)
+	return ip == nil || ip.IsUnspecified() || ip.IsLoopback()
+}
+
+// local is where shoal itself and its local replicas reach the proxy: the plain
+// loopback listener when there is one, else the proxy's own (loopback whenever
+// loopbackHandle was asked for).
 func (l *listeners) local() string {
 	if l.handle != nil {
 		return handleURLBase(l.handle.Addr(), false /* plain HTTP */)

@@ -125,8 +125,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	// With TLS on the proxy, replicas and the scalers inside shoal reach it through a
-	// plain loopback listener of its own (see listenHandle), not the TLS port.
+	// With TLS on the proxy, or the proxy bound to one address that is not loopback,
+	// replicas and the scalers inside shoal reach it through a plain loopback listener
+	// of its own (see listenHandle), not the proxy's port.
 	lns, err := openListeners(o, httpOpts, true /* loopback handle */)
 	if err != nil {
 		return err

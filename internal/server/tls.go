@@ -117,9 +117,10 @@ func printSelfSigned(w io.Writer, t listenerTLS, proxyURL, controlURL string) {
 }
 
 // listenHandle opens the plain-HTTP loopback listener that replicas (SHOAL_HANDLE_URL)
-// and shoal's own scalers use when the proxy serves TLS: it keeps them free of
-// certificates and CA files, and its traffic never leaves the machine. A free port is
-// picked, since nothing outside shoal needs to know it.
+// and shoal's own scalers use when the proxy serves TLS or is bound to one address that
+// is not loopback: it keeps them free of certificates and CA files, their calls come
+// from loopback (which the handle endpoint requires), and its traffic never leaves the
+// machine. A free port is picked, since nothing outside shoal needs to know it.
 func listenHandle() (net.Listener, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
