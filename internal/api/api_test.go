@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"shoal/internal/backend"
 	"shoal/internal/controller"
@@ -315,6 +316,79 @@ func TestScaleWebhookAuditsAcceptedAndRefusedCallsWithoutTokens(t *testing.T) {
 	for _, secret := range []string{"my-app-secret", "wrong-secret", "other-secret", adminToken} {
 		if strings.Contains(string(b), secret) {
 			t.Errorf("the audit log holds the token %q", secret)
+		}
+	}
+}
+
+func TestScaleCallsForUnknownNamesAreLoggedButNotAudited(t *testing.T) {
+	e := newEnv(t)
+	var buf strings.Builder
+	var mu sync.Mutex
+	e.api = New(Options{
+		Intents: e.f, AdminToken: adminToken, Now: e.clock.now, BaseDir: t.TempDir(),
+		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil)),
+	})
+	body := `{"target_num_replicas": 1}`
+	cases := []struct {
+		name    string
+		q       req
+		audited bool
+	}{
+		{"an unauthenticated call to an invented application", req{method: "POST", path: "/api/v1/applications/invented-1/deployments/d/scale", ctype: "application/json", body: body}, false},
+		{"an admin call to an invented application", req{method: "POST", path: "/api/v1/applications/invented-2/deployments/d/scale", token: adminToken, ctype: "application/json", body: body}, false},
+		{"a call to an invented deployment of a real application", req{method: "POST", path: "/api/v1/applications/my-app/deployments/invented-3/scale", token: "my-app-secret", ctype: "application/json", body: body}, false},
+		{"a refused call to a real deployment", req{method: "POST", path: scaleURL, ctype: "application/json", body: body}, true},
+		{"a call to a deployment being deleted", req{method: "POST", path: "/api/v1/applications/going/deployments/d/scale", token: "going-secret", ctype: "application/json", body: body}, true},
+	}
+	for _, c := range cases {
+		before := len(e.f.audits())
+		w := e.call(t, c.q)
+		if got := len(e.f.audits()) - before; got != map[bool]int{false: 0, true: 1}[c.audited] {
+			t.Errorf("%s (status %d) added %d audit entries, want audited=%v", c.name, w.Code, got, c.audited)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"invented-1", "invented-2", "invented-3"} {
+		if !strings.Contains(buf.String(), name) {
+			t.Errorf("shoal's log does not mention the call to %s:\n%s", name, buf.String())
+		}
+	}
+}
+
+func TestAnAuditedReasonIsClippedTo512Bytes(t *testing.T) {
+	e := newEnv(t)
+	// An unknown field is quoted in the reason: a long one would fill the log.
+	long := strings.Repeat("é", 20<<10)
+	w := e.call(t, scaleReq(adminToken, "application/json", `{"`+long+`": 1}`))
+	if w.Code != 400 {
+		t.Fatalf("status %d, want 400", w.Code)
+	}
+	got := e.f.audits()
+	if len(got) != 1 {
+		t.Fatalf("%d audit entries, want 1", len(got))
+	}
+	r := got[0].Result
+	if len(r) > maxAuditResult || !strings.HasSuffix(r, "…") || !utf8.ValidString(r) || !strings.HasPrefix(r, "Invalid request body: unknown field") {
+		t.Errorf("audited reason is %d bytes (valid UTF-8: %v): %.80q…; want at most %d, valid, ending in …",
+			len(r), utf8.ValidString(r), r, maxAuditResult)
+	}
+	if len(r) < maxAuditResult-4 {
+		t.Errorf("audited reason is %d bytes, want close to %d: it should keep as much as fits", len(r), maxAuditResult)
+	}
+}
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"short", "short"},
+		{"exactly10!", "exactly10!"},
+		{"eleven char", "eleven …"},
+		{"ééééé", "ééééé"},   // 10 bytes fit as they are
+		{"éééééé", "ééé…"},   // 12 bytes: cut between characters, never inside one
+		{"aéééééé", "aééé…"}, // 13 bytes
+	} {
+		if got := clip(c.in, 10); got != c.want || len(got) > 10 {
+			t.Errorf("clip(%q, 10) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }
@@ -876,6 +950,20 @@ func TestScaleCallsAreCountedByResult(t *testing.T) {
 	for _, c := range calls {
 		if counts["my-app/my-deployment webhook "+c.want] == 0 {
 			t.Errorf("no scale call counted as %q; counts %v", c.want, counts)
+		}
+	}
+
+	// Invented names share one series, with empty names.
+	for i := range 3 {
+		e.call(t, req{method: "POST", path: "/api/v1/applications/invented-" + strconv.Itoa(i) + "/deployments/d/scale",
+			token: adminToken, ctype: "application/json", body: `{"target_num_replicas": 2}`})
+	}
+	if n := counts["/ webhook not_found"]; n != 3 {
+		t.Errorf("%d calls to invented names counted under empty names, want 3; counts %v", n, counts)
+	}
+	for k := range counts {
+		if strings.Contains(k, "invented") {
+			t.Errorf("a series names an invented application: %q", k)
 		}
 	}
 }

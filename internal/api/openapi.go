@@ -92,7 +92,7 @@ func openAPIDocument() object {
 		},
 		"/api/v1/applications/{app}/deployments/{dep}/scale": object{
 			"post": func() object {
-				o := op("Set a deployment's target replica count (admin or the application's token). Asynchronous and idempotent; every call is audited.", true, scaleParams, authResponses(object{
+				o := op("Set a deployment's target replica count (admin or the application's token). Asynchronous and idempotent; every call to an existing deployment is audited.", true, scaleParams, authResponses(object{
 					"200": resp("Accepted.", ref("ScaleResponse")),
 					"400": errResp("Invalid request body, or a target above replica_limit."),
 					"404": errResp("Application or Deployment not found."),

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"shoal/internal/auth"
 	"shoal/internal/controller"
@@ -19,9 +20,11 @@ import (
 )
 
 const (
-	maxScaleBody  = 64 << 10 // bytes of a scale request body (SPEC §6)
-	auditLimit    = 100      // audit entries returned by GET scale
-	scaleAccepted = "Scaling request received. Deployment will get scaled asynchronously."
+	maxScaleBody = 64 << 10 // bytes of a scale request body (SPEC §6)
+	auditLimit   = 100      // audit entries returned by GET scale
+	// maxAuditResult bounds the reason of a refusal kept in an audit entry, in bytes.
+	maxAuditResult = 512
+	scaleAccepted  = "Scaling request received. Deployment will get scaled asynchronously."
 )
 
 // scaleResponse is the 200 answer of POST scale: Ray's message plus what changed.
@@ -49,28 +52,43 @@ type scaleInfo struct {
 	Audit        []store.AuditEntry          `json:"audit"`
 }
 
-// postScale is the scale webhook. Every call, accepted or refused, is written to the
-// audit log, except those refused with 429 before reaching here (an address that keeps
-// failing must not be able to grow the log without bound).
+// postScale is the scale webhook. Every call for a deployment that exists (or is being
+// deleted) is written to that deployment's audit log, accepted or refused. A call naming
+// an application or deployment that does not exist goes to shoal's log only: anyone can
+// send one, unauthenticated, and an audit log kept per name would let them add entries,
+// buckets or ConfigMaps without bound. Calls refused with 429 before reaching here are
+// not audited either, for the same reason.
 func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	app, dep := r.PathValue("app"), r.PathValue("dep")
+	var d *controller.Deployment
+	if sa := a.intents.Snapshot().App(app); sa != nil {
+		d = sa.Deployment(dep)
+	}
 	e := store.AuditEntry{
 		Time: a.now(), App: app, Deployment: dep, From: -1, To: -1,
 		Client: auth.ClientAddr(r), Source: string(controller.SourceWebhook),
 	}
-	res, err := a.scale(r, app, dep, &e)
+	res, err := a.scale(r, d, &e)
 	e.Status, e.Result = http.StatusOK, "ok"
 	if err != nil {
-		e.Status, e.Result = statusOf(err), err.Error()
+		e.Status, e.Result = statusOf(err), clip(err.Error(), maxAuditResult)
 	}
 	if a.opts.Observer != nil {
-		a.opts.Observer.ObserveScale(app, dep, string(controller.SourceWebhook), scaleResult(e.Status, err))
+		// Unknown names are counted under empty labels, so that invented names cannot
+		// add series either.
+		mApp, mDep := app, dep
+		if d == nil {
+			mApp, mDep = "", ""
+		}
+		a.opts.Observer.ObserveScale(mApp, mDep, string(controller.SourceWebhook), scaleResult(e.Status, err))
 	}
-	if aerr := a.intents.RecordAudit(e); aerr != nil {
-		a.log.Error("writing the audit log failed", "app", app, "deployment", dep, "err", aerr)
+	if d != nil {
+		if aerr := a.intents.RecordAudit(e); aerr != nil {
+			a.log.Error("writing the audit log failed", "app", app, "deployment", dep, "err", aerr)
+		}
 	}
 	a.log.Info("scale request", "app", app, "deployment", dep, "from", e.From, "to", e.To,
-		"token", e.TokenID, "client", e.Client, "status", e.Status, "result", e.Result)
+		"token", e.TokenID, "client", e.Client, "status", e.Status, "result", e.Result, "audited", d != nil)
 	if err != nil {
 		return err
 	}
@@ -78,14 +96,27 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// scale runs the checks of SPEC §6 in the table's order and sets the target. It fills
-// e with what it learns on the way: From is the current target whenever the deployment
-// exists, To the requested one once the body is valid.
-func (a *API) scale(r *http.Request, app, dep string, e *store.AuditEntry) (*scaleResponse, error) {
-	var d *controller.Deployment
-	if sa := a.intents.Snapshot().App(app); sa != nil {
-		d = sa.Deployment(dep)
+// clip cuts s to at most n bytes, ending in "…" when cut, without splitting a UTF-8
+// character. A refusal's reason can quote the request body (up to 64 KiB); the audit
+// log and shoal's log keep only its start.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
+	const ellipsis = "…"
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}
+
+// scale runs the checks of SPEC §6 in the table's order and sets the target of e's
+// deployment, d as the snapshot shows it (nil when unknown). It fills e with what it
+// learns on the way: From is the current target whenever the deployment exists, To the
+// requested one once the body is valid.
+func (a *API) scale(r *http.Request, d *controller.Deployment, e *store.AuditEntry) (*scaleResponse, error) {
+	app, dep := e.App, e.Deployment
 	if d != nil {
 		e.From = d.Target
 	}

@@ -161,7 +161,9 @@ func (b *Bolt) Load() (*State, error) {
 	return st, err
 }
 
-// Save replaces the saved state in one transaction and returns once it is fsynced.
+// Save replaces the saved state in one transaction and returns once it is fsynced. The
+// audit buckets of applications that st no longer has are deleted in the same
+// transaction.
 func (b *Bolt) Save(st *State) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -171,7 +173,22 @@ func (b *Bolt) Save(st *State) error {
 		return err
 	}
 	err = b.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(stateBucket).Put(stateKey, data)
+		bk := tx.Bucket(stateBucket)
+		old, err := decodeState(bk.Get(stateKey))
+		if err != nil {
+			return err
+		}
+		if err := bk.Put(stateKey, data); err != nil {
+			return err
+		}
+		for app := range old.Apps {
+			if _, kept := st.Apps[app]; !kept {
+				if err := dropAuditIn(tx, app); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
@@ -252,6 +269,37 @@ func (b *Bolt) Audit(app, dep string, limit int) ([]AuditEntry, error) {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
 	return out, nil
+}
+
+// DropAudit deletes the audit buckets of every deployment of app.
+func (b *Bolt) DropAudit(app string) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error { return dropAuditIn(tx, app) }); err != nil {
+		return fmt.Errorf("drop audit of %q: %w", app, err)
+	}
+	return nil
+}
+
+// dropAuditIn deletes app's audit buckets: those named with its hash as a prefix.
+func dropAuditIn(tx *bolt.Tx, app string) error {
+	root := tx.Bucket(auditBucket)
+	prefix := nameHash(app)
+	var names [][]byte
+	c := root.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if v == nil {
+			names = append(names, bytes.Clone(k))
+		}
+	}
+	// Deleted after the scan: deleting under a cursor would move it.
+	for _, name := range names {
+		if err := root.DeleteBucket(name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newestIn returns up to limit records of bk, newest first. The data slices point into

@@ -269,6 +269,77 @@ func testConformance(t *testing.T, open opener) {
 		})
 	}
 
+	t.Run("DropAudit removes every deployment's entries of one application and no other's", func(t *testing.T) {
+		s := open(t, AuditCap)
+		for _, e := range []AuditEntry{entry("a", "d", 1), entry("a", "e", 2), entry("ab", "d", 3), entry("b", "d", 4)} {
+			if err := s.AppendAudit(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DropAudit("a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DropAudit("never-audited"); err != nil {
+			t.Fatalf("dropping an application without entries: %v", err)
+		}
+		for app, want := range map[string][]int{"a": {}, "ab": {3}, "b": {4}} {
+			got, err := s.Audit(app, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(tos(got), want) {
+				t.Errorf("after dropping a, Audit(%q) = %v, want %v", app, tos(got), want)
+			}
+		}
+		// The application's log starts again empty.
+		if err := s.AppendAudit(entry("a", "d", 5)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Audit("a", "", 0); err != nil || !reflect.DeepEqual(tos(got), []int{5}) {
+			t.Errorf("after a new append, Audit(a) = %v, %v; want [5]", tos(got), err)
+		}
+	})
+
+	t.Run("a save without an application drops that application's audit log", func(t *testing.T) {
+		s := open(t, AuditCap)
+		if err := s.Save(sampleState()); err != nil { // applications a and gone
+			t.Fatal(err)
+		}
+		for _, e := range []AuditEntry{entry("gone", "d", 1), entry("gone", "e", 2), entry("a", "d", 3), entry("unsaved", "d", 4)} {
+			if err := s.AppendAudit(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := sampleState()
+		delete(st.Apps, "gone")
+		if err := s.Save(st); err != nil {
+			t.Fatal(err)
+		}
+		// An application the saved state never had is not the store's to judge.
+		for app, want := range map[string][]int{"gone": {}, "a": {3}, "unsaved": {4}} {
+			got, err := s.Audit(app, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(tos(got), want) {
+				t.Errorf("after a save without gone, Audit(%q) = %v, want %v", app, tos(got), want)
+			}
+		}
+		// Saving it back (deployed again) keeps what is logged from then on.
+		if err := s.Save(sampleState()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AppendAudit(entry("gone", "d", 5)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Save(sampleState()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Audit("gone", "", 0); err != nil || !reflect.DeepEqual(tos(got), []int{5}) {
+			t.Errorf("after gone was saved again, Audit(gone) = %v, %v; want [5]", tos(got), err)
+		}
+	})
+
 	t.Run("every call after close fails with ErrClosed", func(t *testing.T) {
 		s := open(t, AuditCap)
 		if err := s.Close(); err != nil {
@@ -284,6 +355,7 @@ func testConformance(t *testing.T, open opener) {
 			"Save":        s.Save(sampleState()),
 			"AppendAudit": s.AppendAudit(entry("a", "d", 1)),
 			"Audit":       errAudit,
+			"DropAudit":   s.DropAudit("a"),
 		} {
 			if !errors.Is(err, ErrClosed) {
 				t.Errorf("%s after Close: %v, want ErrClosed", name, err)

@@ -42,6 +42,10 @@ const (
 	// kubeAuditRetries bounds the read-modify-write loop of an audit append when other
 	// writers keep changing the same ConfigMap.
 	kubeAuditRetries = 10
+	// kubeAuditMaxBytes bounds the entries of one audit ConfigMap, in bytes of JSON: the
+	// API server refuses a ConfigMap over 1 MiB, so an append that would grow past this
+	// drops the oldest entries until it fits, whatever their count.
+	kubeAuditMaxBytes = 768 << 10
 )
 
 var _ Store = (*Kube)(nil)
@@ -51,7 +55,7 @@ var _ Store = (*Kube)(nil)
 //   - ConfigMap <name>, key state.json: the state without its tokens (config, targets);
 //   - Secret <name>-tokens, key tokens.json: the application tokens;
 //   - ConfigMap <name>-audit-<hash> per deployment, key entries.json: its audit log,
-//     capped at AuditCap entries (about 300 KiB, well under a ConfigMap's 1 MiB).
+//     capped at AuditCap entries and at kubeAuditMaxBytes (under a ConfigMap's 1 MiB).
 //
 // A write returns once the API server has accepted it (etcd has committed it). Writes
 // use optimistic concurrency: Save updates the objects at the resourceVersion this store
@@ -62,9 +66,10 @@ var _ Store = (*Kube)(nil)
 // changes both and fails between the two leaves the new tokens with the old state (and
 // returns the error, so the change was not acknowledged).
 type Kube struct {
-	client   kubernetes.Interface
-	ns, name string
-	auditCap int // entries kept per deployment; AuditCap unless a test lowers it
+	client        kubernetes.Interface
+	ns, name      string
+	auditCap      int // entries kept per deployment; AuditCap unless a test lowers it
+	auditMaxBytes int // bytes of entries kept per deployment; kubeAuditMaxBytes unless a test lowers it
 
 	mu       sync.Mutex // guards everything below, and serialises writes
 	closed   bool
@@ -73,16 +78,25 @@ type Kube struct {
 	tokensRV string // the same for the tokens Secret
 	tokens   []byte // tokens.json as last read or written, to skip unchanged writes
 	seq      uint64 // last audit sequence number handed out
+	// apps names the applications of the state as last read or written (nil: unknown),
+	// so that Save sees which ones it deletes.
+	apps map[string]bool
+	// dropping holds deleted applications whose audit ConfigMaps are still to be deleted:
+	// a deletion that failed is tried again at the next Save.
+	dropping map[string]bool
 }
 
 // NewKube returns a Store kept in namespace ns under name (a DNS subdomain, short enough
 // for the suffixes above). Nothing is read or written until the first call.
 func NewKube(client kubernetes.Interface, ns, name string) *Kube {
-	return &Kube{client: client, ns: ns, name: name, auditCap: AuditCap, leading: true}
+	return &Kube{
+		client: client, ns: ns, name: name, auditCap: AuditCap, auditMaxBytes: kubeAuditMaxBytes,
+		leading: true, dropping: map[string]bool{},
+	}
 }
 
 // SetLeading turns writes on or off. A store that is not leading reads as usual and
-// fails Save and AppendAudit with ErrNotLeader. A new Kube leads, for a single shoal.
+// fails Save, AppendAudit and DropAudit with ErrNotLeader. A new Kube leads, for a single shoal.
 func (k *Kube) SetLeading(leading bool) {
 	k.mu.Lock()
 	k.leading = leading
@@ -158,6 +172,7 @@ func (k *Kube) Load() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	k.apps = appNames(st.Apps)
 
 	sec, err := k.client.CoreV1().Secrets(k.ns).Get(ctx, k.tokensName(), metav1.GetOptions{})
 	switch {
@@ -214,7 +229,39 @@ func (k *Kube) Save(st *State) error {
 			return err
 		}
 	}
-	return k.saveState(ctx, data)
+	if err := k.saveState(ctx, data); err != nil {
+		return err
+	}
+	k.forgetDeleted(ctx, st.Apps)
+	return nil
+}
+
+// forgetDeleted drops the audit ConfigMaps of the applications that the state just
+// saved no longer has. The state is saved already, so a failure does not fail the Save:
+// the application stays in dropping and the next Save tries again.
+func (k *Kube) forgetDeleted(ctx context.Context, apps map[string]*AppState) {
+	for app := range k.apps {
+		if _, kept := apps[app]; !kept {
+			k.dropping[app] = true
+		}
+	}
+	k.apps = appNames(apps)
+	for app := range apps {
+		delete(k.dropping, app) // deployed again: its entries are its own once more
+	}
+	for app := range k.dropping {
+		if k.dropAuditLocked(ctx, app) == nil {
+			delete(k.dropping, app)
+		}
+	}
+}
+
+func appNames(apps map[string]*AppState) map[string]bool {
+	out := make(map[string]bool, len(apps))
+	for app := range apps {
+		out[app] = true
+	}
+	return out
 }
 
 func (k *Kube) saveTokens(ctx context.Context, tokens []byte) error {
@@ -269,6 +316,9 @@ func (k *Kube) saveState(ctx context.Context, data []byte) error {
 			return fmt.Errorf("save state: %w", err)
 		}
 		cm.ResourceVersion = cur.ResourceVersion
+		if prev, err := decodeState([]byte(cur.Data[kubeStateKey])); err == nil && k.apps == nil {
+			k.apps = appNames(prev.Apps)
+		}
 	}
 	got, err := cms.Update(ctx, cm, metav1.UpdateOptions{})
 	if err != nil {
@@ -293,7 +343,7 @@ type kubeRecord struct {
 }
 
 // AppendAudit adds e to its deployment's audit ConfigMap, dropping the oldest entries
-// beyond the cap in the same write.
+// beyond the cap, and then as many as it takes to fit the byte bound, in the same write.
 func (k *Kube) AppendAudit(e AuditEntry) error {
 	entry, err := json.Marshal(e)
 	if err != nil {
@@ -335,7 +385,7 @@ func (k *Kube) AppendAudit(e AuditEntry) error {
 		if len(recs) > k.auditCap {
 			recs = recs[len(recs)-k.auditCap:]
 		}
-		data, err := json.Marshal(recs)
+		data, err := boundedRecords(recs, k.auditMaxBytes)
 		if err != nil {
 			return fmt.Errorf("append audit: %w", err)
 		}
@@ -354,6 +404,34 @@ func (k *Kube) AppendAudit(e AuditEntry) error {
 		return nil
 	}
 	return fmt.Errorf("append audit: %w", ErrConflict)
+}
+
+// boundedRecords encodes recs (oldest first) as a JSON array of at most maxBytes,
+// leaving out the oldest records that do not fit. The newest record is always kept.
+func boundedRecords(recs []kubeRecord, maxBytes int) ([]byte, error) {
+	parts := make([][]byte, len(recs))
+	size := 1 // "[" and "]", less the comma the first record does not need
+	for i, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		parts[i] = b
+		size += len(b) + 1
+	}
+	for len(parts) > 1 && size > maxBytes {
+		size -= len(parts[0]) + 1
+		parts = parts[1:]
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for i, p := range parts {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, p...)
+	}
+	return append(out, ']'), nil
 }
 
 // readRecords decodes a ConfigMap's audit records, oldest first.
@@ -419,6 +497,42 @@ func (k *Kube) Audit(app, dep string, limit int) ([]AuditEntry, error) {
 		return []AuditEntry{}, nil
 	}
 	return mergeNewest(lists, limit)
+}
+
+// DropAudit deletes the audit ConfigMaps of every deployment of app.
+func (k *Kube) DropAudit(app string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return ErrClosed
+	}
+	if !k.leading {
+		return fmt.Errorf("drop audit of %q: %w", app, ErrNotLeader)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), kubeTimeout)
+	defer cancel()
+	return k.dropAuditLocked(ctx, app)
+}
+
+func (k *Kube) dropAuditLocked(ctx context.Context, app string) error {
+	cms := k.client.CoreV1().ConfigMaps(k.ns)
+	sel := labels.Set{kubeLabelStore: k.name, kubeLabelAudit: shortHash(app)}
+	list, err := cms.List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return fmt.Errorf("drop audit of %q: %w", app, err)
+	}
+	for i := range list.Items {
+		cm := &list.Items[i]
+		// The label is a hash and could collide; the annotation cannot.
+		if cm.Annotations[kubeAnnotApp] != app {
+			continue
+		}
+		err := cms.Delete(ctx, cm.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("drop audit of %q: %w", app, err)
+		}
+	}
+	return nil
 }
 
 // Close makes every later call fail with ErrClosed. Nothing is held open.

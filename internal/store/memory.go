@@ -38,7 +38,8 @@ func (m *Memory) Load() (*State, error) {
 	return decodeState(data)
 }
 
-// Save replaces the saved state with a copy of st.
+// Save replaces the saved state with a copy of st, and drops the audit log of every
+// application that st no longer has.
 func (m *Memory) Save(st *State) error {
 	data, err := encodeState(st)
 	if err != nil {
@@ -49,7 +50,16 @@ func (m *Memory) Save(st *State) error {
 	if m.closed {
 		return ErrClosed
 	}
+	old, err := decodeState(m.state)
+	if err != nil {
+		return err
+	}
 	m.state = data
+	for app := range old.Apps {
+		if _, kept := st.Apps[app]; !kept {
+			m.dropAuditLocked(app)
+		}
+	}
 	return nil
 }
 
@@ -91,6 +101,25 @@ func (m *Memory) Audit(app, dep string, limit int) ([]AuditEntry, error) {
 		lists = append(lists, newestOf(l, limit))
 	}
 	return mergeNewest(lists, limit)
+}
+
+// DropAudit removes every audit entry of app.
+func (m *Memory) DropAudit(app string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.dropAuditLocked(app)
+	return nil
+}
+
+func (m *Memory) dropAuditLocked(app string) {
+	for k := range m.audit {
+		if k.app == app {
+			delete(m.audit, k)
+		}
+	}
 }
 
 // newestOf returns up to limit records of l (oldest first) as a new list, newest first.

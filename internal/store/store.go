@@ -65,12 +65,17 @@ type AuditEntry struct {
 type Store interface {
 	// Load returns the saved state, or an empty State (non-nil maps) when there is none.
 	Load() (*State, error)
-	// Save replaces the saved state atomically and durably.
+	// Save replaces the saved state atomically and durably. An application that was in
+	// the saved state and is not in st is fully deleted: its audit log goes with it, as
+	// by DropAudit.
 	Save(st *State) error
 	// AppendAudit adds an entry durably. The log is bounded: the oldest entries of a
 	// deployment beyond a per-deployment cap are dropped.
 	AppendAudit(e AuditEntry) error
 	// Audit returns up to limit newest entries for app (and dep, when not ""), newest first.
 	Audit(app, dep string, limit int) ([]AuditEntry, error)
+	// DropAudit removes every audit entry of app, of all its deployments. Dropping an
+	// application without entries is not an error.
+	DropAudit(app string) error
 	Close() error
 }

@@ -439,7 +439,7 @@ func TestTheWebhookRefusesBadCallsWithTheSpecsStatusesAndChangesNothing(t *testi
 	if got := whSettled(s, "echo", "model", 1, ""); !slices.Equal(got, pids) {
 		t.Errorf("echo's replicas are %v after the refused calls; want the same %v", got, pids)
 	}
-	// Every call is in the audit log, by token id, never by token.
+	// Every call to echo/model is in its audit log, by token id, never by token.
 	info := whGetScale(t, s, "echo", "model")
 	statuses := map[int]int{}
 	for _, e := range info.Audit {
