@@ -95,6 +95,34 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 
 func jsString(s string) string { return strconv.Quote(s) }
 
+// chartNow is a JavaScript expression for the counts the chart in the element sel
+// shows at its right edge, read two ways: from its accessible name ("now target T,
+// running R") and from the heights where its target and running lines end, turned into
+// counts through the gridlines' labels. It reads "label target T, running R; lines
+// target T, running R". The path data alone is no test: it changes every second, as
+// the time axis moves.
+func chartNow(sel string) string {
+	return `(() => {
+  const svg = document.querySelector(` + jsString(sel+" .chart-svg") + `);
+  if (!svg) return "no chart";
+  const m = /now (target \d+, running \d+)/.exec(svg.getAttribute("aria-label") || "");
+  const ys = [...svg.querySelectorAll("line.grid")].map(l => Number(l.getAttribute("y1")));
+  const vs = [...svg.querySelectorAll("text.axis-y")].map(t => Number(t.textContent));
+  const end = (cls) => {
+    const p = svg.querySelector("path." + cls);
+    if (!p || ys.length < 2) return "none";
+    let y = NaN;
+    for (const seg of p.getAttribute("d").match(/[MHV][^MHV]*/g)) {
+      const n = seg.slice(1).trim().split(/\s+/).map(Number);
+      if (seg[0] === "M") y = n[1];
+      if (seg[0] === "V") y = n[0];
+    }
+    return Math.round(vs[0] + (y - ys[0]) * (vs[1] - vs[0]) / (ys[1] - ys[0]));
+  };
+  return "label " + (m ? m[1] : "none") + "; lines target " + end("line-target") + ", running " + end("line-running");
+})()`
+}
+
 // stepTimeout bounds every browser step, so a missing element fails the test at once
 // instead of at the test binary's timeout.
 const stepTimeout = 15 * time.Second
@@ -329,7 +357,9 @@ func TestBrowser(t *testing.T) {
 	})
 
 	step("scale from the control and watch the page follow", func(t *testing.T) {
-		chartBefore := eval[string](t, ctx, `document.querySelector(`+jsString(model+"-chart .line-running")+`).getAttribute("d")`)
+		if got, want := eval[string](t, ctx, chartNow(model+"-chart")), "label target 2, running 2; lines target 2, running 2"; got != want {
+			t.Fatalf("before scaling the chart shows %q, want %q", got, want)
+		}
 		input := model + "-n"
 		// Select the field's text and type over it, as a person would.
 		eval[bool](t, ctx, `(() => { const i = document.querySelector(`+jsString(input)+`); i.focus(); i.select(); return true })()`)
@@ -347,8 +377,8 @@ func TestBrowser(t *testing.T) {
 		f.setRunning("echo", "model", 4, time.Now())
 		waitJS(t, ctx, "the running count shows 4", `document.querySelector(`+jsString(model+` [data-field="running"]`)+`).textContent === "4"`)
 		waitJS(t, ctx, "the fourth replica is listed", `document.querySelector(`+jsString(model+"-replicas")+`).textContent.includes("r-echo-4")`)
-		waitJS(t, ctx, "the chart's running line moved",
-			`document.querySelector(`+jsString(model+"-chart .line-running")+`).getAttribute("d") !== `+jsString(chartBefore))
+		waitJS(t, ctx, "the chart ends at target 4, running 4",
+			chartNow(model+"-chart")+` === "label target 4, running 4; lines target 4, running 4"`)
 		waitJS(t, ctx, "the scale call is in the audit table", `document.querySelector(`+jsString(model+"-audit tbody tr")+`).textContent.includes("2 → 4")`)
 
 	})

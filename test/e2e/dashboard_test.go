@@ -125,6 +125,34 @@ func (b tab) wait(timeout time.Duration, what, expr string) {
 // q quotes a string for JavaScript.
 func q(s string) string { return strconv.Quote(s) }
 
+// chartNow is a JavaScript expression for the counts the chart in the element sel
+// shows at its right edge, read two ways: from its accessible name ("now target T,
+// running R") and from the heights where its target and running lines end, turned into
+// counts through the gridlines' labels. It reads "label target T, running R; lines
+// target T, running R". The path data alone is no test: it changes every second, as
+// the time axis moves.
+func chartNow(sel string) string {
+	return `(() => {
+  const svg = document.querySelector(` + q(sel+" .chart-svg") + `);
+  if (!svg) return "no chart";
+  const m = /now (target \d+, running \d+)/.exec(svg.getAttribute("aria-label") || "");
+  const ys = [...svg.querySelectorAll("line.grid")].map(l => Number(l.getAttribute("y1")));
+  const vs = [...svg.querySelectorAll("text.axis-y")].map(t => Number(t.textContent));
+  const end = (cls) => {
+    const p = svg.querySelector("path." + cls);
+    if (!p || ys.length < 2) return "none";
+    let y = NaN;
+    for (const seg of p.getAttribute("d").match(/[MHV][^MHV]*/g)) {
+      const n = seg.slice(1).trim().split(/\s+/).map(Number);
+      if (seg[0] === "M") y = n[1];
+      if (seg[0] === "V") y = n[0];
+    }
+    return Math.round(vs[0] + (y - ys[0]) * (vs[1] - vs[0]) / (ys[1] - ys[0]));
+  };
+  return "label " + (m ? m[1] : "none") + "; lines target " + end("line-target") + ", running " + end("line-running");
+})()`
+}
+
 // quickstartConfig is examples/quickstart/serve.yaml as `make run` starts it, with only
 // what ties it to one checkout changed: the proxy port (a free one, so the test runs
 // beside a `make run`), the replica binary (the one TestMain built, not bin/replica)
@@ -254,14 +282,15 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	}
 
 	// Scale from the control and watch the running count and the chart follow.
-	chart := `document.querySelector(` + q(model+" .chart .line-running") + `).getAttribute("d")`
-	before := b.str(chart)
+	b.wait(10*time.Second, "the chart ends at target 3, running 3",
+		chartNow(model+" .chart")+` === "label target 3, running 3; lines target 3, running 3"`)
 	b.str(`(() => { const i = document.querySelector(` + q(model+" form.scale input") + `); i.focus(); i.select(); return "" })()`)
 	b.do(chromedp.KeyEvent("1"), chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)))
 	b.wait(10*time.Second, "the control shows the answer", `document.querySelector(`+q(model+" .scale-result")+`).textContent === "Target set to 1 (was 3)."`)
 	s.running("echo", "model", 1)
 	b.wait(20*time.Second, "the page shows 1 running", running()+` === "1"`)
-	b.wait(10*time.Second, "the chart changes", chart+` !== `+q(before))
+	b.wait(10*time.Second, "the chart ends at target 1, running 1",
+		chartNow(model+" .chart")+` === "label target 1, running 1; lines target 1, running 1"`)
 
 	// A POST with the session cookie but without the dashboard's header is refused,
 	// from the page itself and from another site's form.
