@@ -80,7 +80,7 @@ type Deployment struct {
 	Env                   map[string]string `json:"env,omitempty"`
 	// WorkingDir is where the replica runs; relative paths are resolved against the
 	// config file's directory by Load. Default: the application's runtime_env.working_dir,
-	// else the config file's directory.
+	// else the config file's directory (ParseOver: else the directory it runs in).
 	WorkingDir      string `json:"working_dir,omitempty"`
 	HealthCheckPath string `json:"health_check_path,omitempty"` // "" = TCP connect
 	Ingress         bool   `json:"ingress,omitempty"`
