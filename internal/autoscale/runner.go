@@ -149,6 +149,7 @@ func (r *Runner) Step(ctx context.Context, now time.Time) {
 			}
 			if !d.PendingSince.IsZero() {
 				t.detail.PendingTarget = d.Desired
+				t.detail.PendingDelayS = d.PendingDelay.Seconds()
 			}
 			if d.Target != dep.Target {
 				changes = append(changes, change{dep.Key, dep.Target, d.Target})

@@ -2,6 +2,8 @@ package autoscale
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,8 +77,8 @@ func TestRunnerScalesAfterTheDelayOnItsClock(t *testing.T) {
 		t.Fatalf("scaled to %v before the 2 s upscale delay", tg.calls)
 	}
 	det := r.Detail(tg.dep.Key)
-	if det == nil || det.Decision != 4 || det.PendingTarget != 4 || !det.PendingSince.Equal(t0) {
-		t.Fatalf("detail %+v, want decision 4 pending since %v", det, t0)
+	if det == nil || det.Decision != 4 || det.PendingTarget != 4 || !det.PendingSince.Equal(t0) || det.PendingDelayS != 2 {
+		t.Fatalf("detail %+v, want decision 4 pending since %v on the 2 s upscale delay", det, t0)
 	}
 	r.Step(ctx, t0.Add(2*time.Second))
 	if len(tg.calls) != 1 || tg.calls[0] != 4 {
@@ -91,6 +93,41 @@ func TestRunnerScalesAfterTheDelayOnItsClock(t *testing.T) {
 	}
 	if got := tg.dep.Target; got != 1 {
 		t.Fatalf("target %d after the load stopped, want min_replicas 1 (calls %v)", got, tg.calls)
+	}
+	// Nothing pending: no delay shown.
+	if det := r.Detail(tg.dep.Key); det.PendingDelayS != 0 || !det.PendingSince.IsZero() {
+		t.Fatalf("detail %+v once settled, want nothing pending and no delay", det)
+	}
+}
+
+func TestRunnerDetailShowsTheDelayThePendingChangeWaitsOn(t *testing.T) {
+	zero := 3.0
+	for _, tc := range []struct {
+		name    string
+		target  int
+		ongoing int
+		want    float64 // pending_delay_s
+	}{
+		{"an upscale waits on upscale_delay_s", 1, 8, 2},
+		{"a downscale waits on downscale_delay_s", 4, 2, 5},
+		{"a downscale from 1 to 0 waits on downscale_to_zero_delay_s", 1, 0, 3},
+		{"nothing pending shows no delay", 1, 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ld, tg := newFixture(func(c *config.AutoscalingConfig) {
+				c.MinReplicas, c.DownscaleToZeroDelayS = 0, &zero
+			})
+			tg.dep.Target, ld.ongoing = tc.target, tc.ongoing
+			r.Step(context.Background(), time.Unix(1_700_000_000, 0))
+			det := r.Detail(tg.dep.Key)
+			if det.PendingDelayS != tc.want || (tc.want > 0) == det.PendingSince.IsZero() {
+				t.Errorf("detail %+v, want pending_delay_s %g", det, tc.want)
+			}
+			b, err := json.Marshal(det)
+			if has := strings.Contains(string(b), `"pending_delay_s"`); err != nil || has != (tc.want > 0) {
+				t.Errorf("detail encodes as %s (%v); want pending_delay_s only when a change is pending", b, err)
+			}
+		})
 	}
 }
 

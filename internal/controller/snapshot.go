@@ -139,5 +139,9 @@ type AutoscalingDetail struct {
 	WindowAverage float64   `json:"window_average"` // ongoing requests averaged over the look-back window
 	Queued        int       `json:"queued"`
 	PendingSince  time.Time `json:"pending_since,omitzero"` // when a pending change started to hold
-	PendingTarget int       `json:"pending_target"`         // the change waiting on its delay, or the current target
+	// PendingDelayS is the delay the pending change waits on, in seconds (upscale_delay_s,
+	// downscale_delay_s or downscale_to_zero_delay_s): it applies at PendingSince plus
+	// this, if the load still asks for it then. Omitted when nothing is pending.
+	PendingDelayS float64 `json:"pending_delay_s,omitempty"`
+	PendingTarget int     `json:"pending_target"` // the change waiting on its delay, or the current target
 }

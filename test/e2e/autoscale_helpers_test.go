@@ -92,6 +92,7 @@ type asMetrics struct {
 	WindowAverage float64    `json:"window_average"`
 	Queued        int        `json:"queued"`
 	PendingSince  *time.Time `json:"pending_since"`
+	PendingDelayS *float64   `json:"pending_delay_s"`
 	PendingTarget int        `json:"pending_target"`
 }
 
@@ -151,6 +152,9 @@ func (o asObs) String() string {
 		ps := "-"
 		if m.PendingSince != nil {
 			ps = m.PendingSince.Format("15:04:05.000")
+		}
+		if m.PendingDelayS != nil {
+			ps += fmt.Sprintf(" for %gs", *m.PendingDelayS)
 		}
 		d = fmt.Sprintf("%s decision %d avg %.2f queued %d pending %d since %s", o.detail.ScalingStatus, m.Decision, m.WindowAverage, m.Queued, m.PendingTarget, ps)
 	}

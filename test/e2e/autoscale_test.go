@@ -46,7 +46,7 @@ func TestALoadRampScalesUpToCeilLoadOverTargetAndBackDownToMinReplicas(t *testin
 		return o.target == 1 && len(o.live) == 1
 	})
 	last := hist[len(hist)-1]
-	if m := asMetricsOf(t, last); m.WindowAverage <= 1 || m.WindowAverage > 2.01 || m.Decision != 1 || m.PendingSince != nil {
+	if m := asMetricsOf(t, last); m.WindowAverage <= 1 || m.WindowAverage > 2.01 || m.Decision != 1 || m.PendingSince != nil || m.PendingDelayS != nil {
 		t.Errorf("autoscaling detail under a load of 2 clients: %s; want a window average in (1, 2], decision 1, nothing pending", last)
 	}
 
@@ -125,8 +125,9 @@ func checkUpscale(t *testing.T, hist []asObs, from, want, clients int) {
 		t.Errorf("never saw the upscale %d → %d pending in autoscaling_detail:%s", from, want, asHistory(hist, 30))
 	} else {
 		m := asMetricsOf(t, pend)
-		if pend.detail.ScalingStatus != "UPSCALING" || m.PendingTarget != m.Decision || pend.detail.MetricsHealth != "healthy" {
-			t.Errorf("autoscaling_detail of a pending upscale: %s (%s); want scaling_status UPSCALING, pending_target = decision", pend, pend.raw)
+		if pend.detail.ScalingStatus != "UPSCALING" || m.PendingTarget != m.Decision || pend.detail.MetricsHealth != "healthy" ||
+			m.PendingDelayS == nil || *m.PendingDelayS != 1 {
+			t.Errorf("autoscaling_detail of a pending upscale: %s (%s); want scaling_status UPSCALING, pending_target = decision, pending_delay_s 1 (upscale_delay_s)", pend, pend.raw)
 		}
 		if age := pend.at.Sub(*m.PendingSince); age < 0 || pend.sent.Sub(*m.PendingSince) > 1500*time.Millisecond {
 			t.Errorf("pending_since is %v before the observation's answer; want within the 1 s upscale delay", age)
@@ -191,8 +192,9 @@ func TestAnIdleDeploymentGoesToZeroAndTheFirstRequestWaitsForAReplicaAndSucceeds
 	switch {
 	case !ok:
 		t.Errorf("never saw the downscale to zero pending in autoscaling_detail:%s", asHistory(hist, 20))
-	case pend.detail.ScalingStatus != "DOWNSCALING" || pend.detail.Metrics.PendingTarget != 0:
-		t.Errorf("autoscaling_detail of a pending downscale to zero: %s; want scaling_status DOWNSCALING, pending_target 0", pend.raw)
+	case pend.detail.ScalingStatus != "DOWNSCALING" || pend.detail.Metrics.PendingTarget != 0 ||
+		pend.detail.Metrics.PendingDelayS == nil || *pend.detail.Metrics.PendingDelayS != 1:
+		t.Errorf("autoscaling_detail of a pending downscale to zero: %s; want scaling_status DOWNSCALING, pending_target 0, pending_delay_s 1 (downscale_to_zero_delay_s)", pend.raw)
 	case zero.at.Sub(*pend.detail.Metrics.PendingSince) < time.Second:
 		t.Errorf("the target went to 0 %v after it started to be wanted; want >= downscale_to_zero_delay_s (1 s)", zero.at.Sub(*pend.detail.Metrics.PendingSince))
 	}
