@@ -953,6 +953,24 @@ func TestScaleCallsAreCountedByResult(t *testing.T) {
 		}
 	}
 
+	// The CLI names itself in its User-Agent; any other caller, the dashboard included,
+	// is the webhook.
+	cli := scaleReq(adminToken, "application/json", `{"target_num_replicas": 3}`)
+	cli.header = map[string]string{"User-Agent": "shoal-cli/1"}
+	e.call(t, cli)
+	other := cli
+	other.header = map[string]string{"User-Agent": "shoal-client/1"}
+	e.call(t, other)
+	if n := counts["my-app/my-deployment cli ok"]; n != 1 {
+		t.Errorf("%d scale calls counted with source cli, want 1; counts %v", n, counts)
+	}
+	if n := counts["my-app/my-deployment webhook ok"]; n != 2 {
+		t.Errorf("%d scale calls counted with source webhook and result ok, want 2; counts %v", n, counts)
+	}
+	if got := e.f.audits(); got[len(got)-2].Source != "cli" || got[len(got)-1].Source != "webhook" {
+		t.Errorf("audited sources %q and %q, want cli and webhook", got[len(got)-2].Source, got[len(got)-1].Source)
+	}
+
 	// Invented names share one series, with empty names.
 	for i := range 3 {
 		e.call(t, req{method: "POST", path: "/api/v1/applications/invented-" + strconv.Itoa(i) + "/deployments/d/scale",

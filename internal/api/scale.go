@@ -66,7 +66,7 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	}
 	e := store.AuditEntry{
 		Time: a.now(), App: app, Deployment: dep, From: -1, To: -1,
-		Client: auth.ClientAddr(r), Source: string(controller.SourceWebhook),
+		Client: auth.ClientAddr(r), Source: scaleSource(r),
 	}
 	res, err := a.scale(r, d, &e)
 	e.Status, e.Result = http.StatusOK, "ok"
@@ -80,7 +80,7 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 		if d == nil {
 			mApp, mDep = "", ""
 		}
-		a.opts.Observer.ObserveScale(mApp, mDep, string(controller.SourceWebhook), scaleResult(e.Status, err))
+		a.opts.Observer.ObserveScale(mApp, mDep, e.Source, scaleResult(e.Status, err))
 	}
 	if d != nil {
 		if aerr := a.intents.RecordAudit(e); aerr != nil {
@@ -95,6 +95,24 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
+
+// cliUserAgent starts the User-Agent of `shoal scale` (internal/cli).
+const cliUserAgent = "shoal-cli/"
+
+// scaleSource names who sent a scale call, for the audit log and the metrics: "cli" for
+// shoal's CLI, "webhook" for every other caller (scalers, pkg/client, the dashboard).
+// It is read from the User-Agent, which any caller can set: a label, never a check.
+// The target is set as the webhook's either way.
+func scaleSource(r *http.Request) string {
+	if strings.HasPrefix(r.UserAgent(), cliUserAgent) {
+		return sourceCLI
+	}
+	return string(controller.SourceWebhook)
+}
+
+// sourceCLI is the source of a scale call made by `shoal scale`. The controller does
+// not know it: to the controller, such a call is the webhook's.
+const sourceCLI = "cli"
 
 // clip cuts s to at most n bytes, ending in "…" when cut, without splitting a UTF-8
 // character. A refusal's reason can quote the request body (up to 64 KiB); the audit

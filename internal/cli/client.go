@@ -19,6 +19,10 @@ import (
 	"shoal/pkg/client"
 )
 
+// userAgent names the CLI's calls, so that shoal counts its scale calls under the
+// source "cli" of shoal_scale_requests_total; the API matches its "shoal-cli/" prefix.
+const userAgent = "shoal-cli/1"
+
 // apiClient is the CLI's view of the control API: pkg/client, with every error turned
 // into one line that says what to do next.
 type apiClient struct {
@@ -33,7 +37,7 @@ func (g *globals) client() (*apiClient, error) {
 	if u, err := url.Parse(addr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usagef("--address %q: want a URL such as %s", g.address, DefaultAddress)
 	}
-	opts := []client.Option{client.WithTimeout(60 * time.Second)}
+	opts := []client.Option{client.WithTimeout(60 * time.Second), client.WithUserAgent(userAgent)}
 	if g.cacert != "" {
 		conf, err := tlsutil.ClientConfig(g.cacert)
 		if err != nil {

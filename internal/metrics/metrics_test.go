@@ -345,3 +345,39 @@ func TestRunCountsStartsCrashesAndScaleLatencyFromSnapshots(t *testing.T) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
 	}
 }
+
+func TestRunCountsTheTargetChangesOfTheAutoscalerAndOfDeploysAsScaleRequests(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	src := newFakeSource(sourced(snap(0, dep{"a", "d", 1, nil}), controller.SourceConfig))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, src) }()
+	for _, s := range []*controller.Snapshot{
+		sourced(snap(1*time.Second, dep{"a", "d", 3, nil}), controller.SourceAutoscaler),
+		sourced(snap(2*time.Second, dep{"a", "d", 2, nil}), controller.SourceAutoscaler),
+		sourced(snap(3*time.Second, dep{"a", "d", 6, nil}), controller.SourceWebhook), // counted by the API
+		sourced(snap(4*time.Second, dep{"a", "d", 1, nil}), controller.SourceConfig),
+	} {
+		eventually(t, 5*time.Second, src.settled)
+		src.publish(s)
+	}
+	eventually(t, 5*time.Second, src.settled)
+	m.ObserveScale("a", "d", "cli", "ok") // as the API counts a `shoal scale`
+
+	want := `
+# HELP shoal_scale_requests_total Requests to change a deployment's target replica count, by source (webhook, cli, autoscaler, config) and result.
+# TYPE shoal_scale_requests_total counter
+shoal_scale_requests_total{application="a",deployment="d",result="ok",source="autoscaler"} 2
+shoal_scale_requests_total{application="a",deployment="d",result="ok",source="cli"} 1
+shoal_scale_requests_total{application="a",deployment="d",result="ok",source="config"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shoal_scale_requests_total"); err != nil {
+		t.Error(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}

@@ -9,8 +9,9 @@ import (
 )
 
 // Run follows src's snapshots until ctx is done and derives from their differences
-// the replica starts and crashes and the time from a target change to RUNNING
-// replicas. It returns ctx's error.
+// the replica starts and crashes, the time from a target change to RUNNING replicas,
+// and the scale requests of the autoscaler and of deploys (the webhook's are counted
+// where they are answered, by ObserveScale). It returns ctx's error.
 func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 	var t tracker
 	s := src.Snapshot()
@@ -25,6 +26,9 @@ func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 			}
 			if e.reached {
 				m.ObserveScaleLatency(app, dep, e.scaleLatency)
+			}
+			if e.retargetedBy != "" {
+				m.ObserveScale(app, dep, string(e.retargetedBy), "ok")
 			}
 		}
 		next, err := src.Wait(ctx, s.Generation)
@@ -58,6 +62,9 @@ type event struct {
 	crashes      int
 	reached      bool // the running count reached the target
 	scaleLatency time.Duration
+	// retargetedBy is the source of a change of target made inside shoal (autoscaler or
+	// config), "" when the target did not change or the webhook changed it.
+	retargetedBy controller.Source
 }
 
 // observe compares s with the snapshot seen before and returns what changed. now stands
@@ -75,6 +82,9 @@ type event struct {
 //     baseline with too few RUNNING) starts the clock; the first snapshot with exactly
 //     target replicas RUNNING stops it. A further change restarts it: the latency is
 //     that of the latest request.
+//   - A change of target (not a new deployment) whose source is the autoscaler or the
+//     config is a scale request of that source; the webhook's are counted by the API.
+//     Changes that follow each other faster than snapshots are read count as one.
 //   - A deployment that leaves the snapshot is forgotten.
 func (t *tracker) observe(s *controller.Snapshot, now time.Time) []event {
 	if s == nil {
@@ -130,6 +140,12 @@ func (t *tracker) observe(s *controller.Snapshot, now time.Time) []event {
 				e.crashes += max(left-surplus, 0)
 				cur.pending, cur.since = prev.pending, prev.since
 			}
+			if prev != nil && prev.target != d.Target {
+				switch d.TargetSource {
+				case controller.SourceAutoscaler, controller.SourceConfig:
+					e.retargetedBy = d.TargetSource
+				}
+			}
 			running := d.Running()
 			if prev == nil || prev.target != d.Target {
 				if prev != nil || !baseline || running != d.Target {
@@ -141,7 +157,7 @@ func (t *tracker) observe(s *controller.Snapshot, now time.Time) []event {
 				cur.pending = false
 			}
 			t.deps[key] = cur
-			if e.starts > 0 || e.crashes > 0 || e.reached {
+			if e.starts > 0 || e.crashes > 0 || e.reached || e.retargetedBy != "" {
 				events = append(events, e)
 			}
 		}

@@ -3,6 +3,8 @@ package metrics
 import (
 	"testing"
 	"time"
+
+	"shoal/internal/controller"
 )
 
 func TestTrackerStepTables(t *testing.T) {
@@ -108,4 +110,70 @@ func equalDurations(a, b []time.Duration) bool {
 		}
 	}
 	return true
+}
+
+// sourced sets the target source of every deployment of s.
+func sourced(s *controller.Snapshot, src controller.Source) *controller.Snapshot {
+	for _, a := range s.Applications {
+		for _, d := range a.Deployments {
+			d.TargetSource = src
+		}
+	}
+	return s
+}
+
+func TestTrackerCountsTargetChangesOfTheAutoscalerAndTheConfig(t *testing.T) {
+	type step struct {
+		target int
+		src    controller.Source
+		want   controller.Source // the scale request counted at this step, "" for none
+	}
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"the baseline is no request", []step{{3, controller.SourceAutoscaler, ""}}},
+		{"an autoscaler decision that changes the target is one", []step{
+			{1, controller.SourceConfig, ""},
+			{3, controller.SourceAutoscaler, controller.SourceAutoscaler},
+			{3, controller.SourceAutoscaler, ""},
+			{2, controller.SourceAutoscaler, controller.SourceAutoscaler},
+		}},
+		{"a deploy that changes the target is one of the config", []step{
+			{5, controller.SourceWebhook, ""},
+			{2, controller.SourceConfig, controller.SourceConfig},
+		}},
+		{"a deploy that keeps the target is none", []step{
+			{2, controller.SourceWebhook, ""},
+			{2, controller.SourceConfig, ""},
+		}},
+		{"a webhook change is counted by the API, not here", []step{
+			{1, controller.SourceConfig, ""},
+			{4, controller.SourceWebhook, ""},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var tr tracker
+			for i, s := range c.steps {
+				var got controller.Source
+				for _, e := range tr.observe(sourced(snap(time.Duration(i)*time.Second, dep{"a", "d", s.target, nil}), s.src), t0) {
+					got = e.retargetedBy
+				}
+				if got != s.want {
+					t.Fatalf("step %d (target %d by %s): counted %q, want %q", i, s.target, s.src, got, s.want)
+				}
+			}
+		})
+	}
+
+	t.Run("a deployment that appears after the baseline is no request", func(t *testing.T) {
+		var tr tracker
+		tr.observe(snap(0), t0)
+		for _, e := range tr.observe(sourced(snap(time.Second, dep{"a", "d", 2, nil}), controller.SourceConfig), t0) {
+			if e.retargetedBy != "" {
+				t.Fatalf("a new deployment counted as a scale request of %s", e.retargetedBy)
+			}
+		}
+	})
 }

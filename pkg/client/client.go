@@ -16,10 +16,14 @@ import (
 	"shoal/internal/tlsutil"
 )
 
+// UserAgent is the User-Agent a Client sends unless WithUserAgent sets another.
+const UserAgent = "shoal-client/1"
+
 // Client calls one shoal's control API with one bearer token.
 type Client struct {
 	base  string
 	token string
+	ua    string
 	hc    *http.Client
 	poll  time.Duration
 	// err is a problem of an option (an unreadable CA file), returned by every call.
@@ -73,6 +77,10 @@ func WithCACert(path string) Option {
 	}
 }
 
+// WithUserAgent makes the client send ua as its User-Agent. shoal uses it only to label
+// its metrics (the CLI's scale calls are counted as source "cli"); it grants nothing.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.ua = ua } }
+
 // WithPollInterval sets how often WaitRunning polls; default 250 ms.
 func WithPollInterval(d time.Duration) Option { return func(c *Client) { c.poll = d } }
 
@@ -85,6 +93,7 @@ func New(address, token string, opts ...Option) *Client {
 	c := &Client{
 		base:  strings.TrimRight(address, "/"),
 		token: token,
+		ua:    UserAgent,
 		hc:    &http.Client{},
 		poll:  250 * time.Millisecond,
 	}
@@ -143,6 +152,7 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, cty
 	if err != nil {
 		return nil, fmt.Errorf("shoal: %w", err)
 	}
+	req.Header.Set("User-Agent", c.ua)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

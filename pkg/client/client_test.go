@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,3 +322,31 @@ func TestWithHTTPClientIsUsed(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestTheClientSendsItsUserAgentAndShoalLabelsTheCLIsCallsByIt(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	var agents []string
+	hc := &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		agents = append(agents, r.UserAgent())
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	if _, err := client.New(e.srv.URL, admin, client.WithHTTPClient(hc)).Scale(ctx, "app", "dep", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(e.srv.URL, admin, client.WithHTTPClient(hc), client.WithUserAgent("shoal-cli/1")).Scale(ctx, "app", "dep", 3); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{client.UserAgent, "shoal-cli/1"}; !slices.Equal(agents, want) {
+		t.Errorf("User-Agents sent: %q, want %q", agents, want)
+	}
+	e.f.mu.Lock()
+	defer e.f.mu.Unlock()
+	var sources []string
+	for _, a := range e.f.audit { // newest first
+		sources = append(sources, a.Source)
+	}
+	if want := []string{"cli", "webhook"}; !slices.Equal(sources, want) {
+		t.Errorf("audited sources (newest first) %q, want %q", sources, want)
+	}
+}

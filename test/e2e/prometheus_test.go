@@ -192,6 +192,25 @@ func TestMetricsOfARunningShoalMatchMETRICSmd(t *testing.T) {
 			t.Errorf("no sample %s%v", want.name, want.labels)
 		}
 	}
+
+	// `shoal scale` is counted as the CLI's request, and a redeploy that changes the
+	// target (num_replicas 1 → 2 resets it) as the config's.
+	if out, errOut, code := s.cli("scale", "echo", "model", "3"); code != 0 {
+		t.Fatalf("shoal scale: exit %d\n%s%s", code, out, errOut)
+	}
+	s.running("echo", "model", 3)
+	cfg := writeFile(t, t.TempDir(), "serve.yaml", pxConfig(s.proxyPort, 10, pxModel(2, 0, 0)))
+	if out, errOut, code := s.cli("deploy", cfg); code != 0 {
+		t.Fatalf("shoal deploy: exit %d\n%s%s", code, out, errOut)
+	}
+	s.running("echo", "model", 2)
+	for _, source := range []string{"cli", "config"} {
+		labels := map[string]string{"application": "echo", "deployment": "model", "source": source, "result": "ok"}
+		eventually(t, 10*time.Second, "a scale request counted with source "+source, func() (bool, string) {
+			m := scrapeMetrics(t, s.controlURL()+"/metrics")
+			return m.has("shoal_scale_requests_total", labels), fmt.Sprint(m.samples["shoal_scale_requests_total"])
+		})
+	}
 }
 
 // TestShoalStartRunsTheScalersOfItsConfig declares a schedule scaler in the serve
