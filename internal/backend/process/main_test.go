@@ -39,7 +39,10 @@ const (
 	modeFailHealth    = "fail-health"    // /health answers 200 until the delay has passed, then 500
 	modeLotsOfLogs    = "lots-of-logs"   // print SHOAL_TEST_LOG_BYTES of lines, then serve
 	modeSpawnChild    = "spawn-child"    // start a child in the same group (pid to SHOAL_TEST_CHILD_FILE); exit 4 after the delay if set
-	modeSleep         = "sleep"          // do nothing, forever (the spawned child)
+	modeIgnoredChild  = "ignored-child"  // spawn-child, with a child that ignores SIGTERM
+	modeDoubleFork    = "double-fork"    // spawn-child, through a middle process that exits: the child is reparented
+	modeSleep         = "sleep"          // do nothing, forever (the spawned child); SHOAL_TEST_IGNORE_TERM=1 ignores SIGTERM
+	modeForkAndExit   = "fork-and-exit"  // start a sleeping child (pid to SHOAL_TEST_CHILD_FILE) and exit (the middle process)
 )
 
 func runReplica() int {
@@ -69,7 +72,16 @@ func runReplica() int {
 		printLines()
 		return 3
 	case modeSleep:
+		if os.Getenv("SHOAL_TEST_IGNORE_TERM") == "1" {
+			signal.Ignore(syscall.SIGTERM)
+		}
 		select {}
+	case modeForkAndExit:
+		if _, err := spawnChild(modeSleep); err != nil {
+			fmt.Println("spawn:", err)
+			return 1
+		}
+		return 0
 	case modeSlowStart:
 		time.Sleep(delay)
 	case modeLotsOfLogs:
@@ -85,15 +97,20 @@ func runReplica() int {
 			printLines()
 			os.Exit(3)
 		}()
-	case modeSpawnChild:
-		exe, _ := os.Executable()
-		child := exec.Command(exe)
-		child.Env = append(os.Environ(), "SHOAL_TEST_MODE="+modeSleep, "SHOAL_TEST_STARTS=")
-		if err := child.Start(); err != nil {
-			fmt.Println("spawn:", err)
-			return 1
+	case modeSpawnChild, modeIgnoredChild, modeDoubleFork:
+		var err error
+		switch mode {
+		case modeSpawnChild:
+			_, err = spawnChild(modeSleep)
+		case modeIgnoredChild:
+			_, err = spawnChild(modeSleep, "SHOAL_TEST_IGNORE_TERM=1")
+		case modeDoubleFork:
+			var middle *exec.Cmd
+			if middle, err = spawnChild(modeForkAndExit); err == nil {
+				err = middle.Wait()
+			}
 		}
-		if err := os.WriteFile(os.Getenv("SHOAL_TEST_CHILD_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o600); err != nil {
+		if err != nil {
 			fmt.Println("spawn:", err)
 			return 1
 		}
@@ -148,11 +165,32 @@ func runReplica() int {
 	return 1
 }
 
-// runHost runs a Backend with one replica, prints the replica's pid and waits to be
-// killed: the parent-death test kills it and checks the replica dies with it.
+// spawnChild starts this binary in mode as a child in the caller's process group. A
+// sleeping child writes its pid to SHOAL_TEST_CHILD_FILE.
+func spawnChild(mode string, env ...string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	child := exec.Command(exe)
+	child.Env = append(os.Environ(), append([]string{"SHOAL_TEST_MODE=" + mode, "SHOAL_TEST_STARTS="}, env...)...)
+	if err := child.Start(); err != nil {
+		return nil, err
+	}
+	if mode == modeSleep {
+		err = os.WriteFile(os.Getenv("SHOAL_TEST_CHILD_FILE"), []byte(strconv.Itoa(child.Process.Pid)), 0o600)
+	}
+	return child, err
+}
+
+// runHost runs a Backend with one replica in SHOAL_TEST_HOST_MODE, prints the
+// replica's pid and waits to be killed: the parent-death tests kill it and check the
+// replica and its children die with it.
 func runHost() int {
 	b := New(Options{LogDir: os.Getenv("SHOAL_TEST_LOGDIR")})
-	spec := replicaSpec("host", 1, modeNormal, nil)
+	spec := replicaSpec("host", 1, os.Getenv("SHOAL_TEST_HOST_MODE"), map[string]string{
+		"SHOAL_TEST_CHILD_FILE": os.Getenv("SHOAL_TEST_CHILD_FILE"),
+	})
 	if err := b.Apply(spec); err != nil {
 		fmt.Println("apply:", err)
 		return 1

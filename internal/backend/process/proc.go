@@ -24,15 +24,15 @@ func defaultLogDir() string { return filepath.Join(os.TempDir(), "shoal-logs") }
 
 // forker starts processes from one goroutine locked to its OS thread.
 //
-// Why: a replica is started with Pdeathsig SIGKILL so that it never outlives shoal. The
-// kernel sends that signal when the *thread* that forked the child exits, not the
+// Why: a replica's supervisor is started with a parent-death signal (sigKillGroup) so
+// that the replica and its group never outlive shoal. The kernel sends that signal when the *thread* that forked the child exits, not the
 // process (prctl(2); Go issue 27505). The Go runtime ends a thread when a goroutine
 // locked to it returns without unlocking, and any goroutine may run on any thread, so
-// a fork from an ordinary goroutine could leave a replica whose "parent" is a thread
+// a fork from an ordinary goroutine could leave a supervisor whose "parent" is a thread
 // that some unrelated locked goroutine later takes down, killing the replica at
 // random. Forking only from this goroutine, which holds its thread locked for the
-// Backend's whole life, ties every replica's death signal to a thread that exits only
-// when the process does, or after Shutdown has reaped every replica.
+// Backend's whole life, ties every supervisor's death signal to a thread that exits
+// only when the process does, or after Shutdown has reaped every replica.
 type forker struct {
 	reqs chan forkReq // unbuffered: each request waits for its answer anyway
 }
@@ -176,10 +176,18 @@ func describeExit(state *os.ProcessState) string {
 	if state == nil {
 		return "unknown status"
 	}
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal " + unix.SignalName(ws.Signal())
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok {
+		return describeWait(ws)
 	}
 	return "status " + strconv.Itoa(state.ExitCode())
+}
+
+// describeWait says how a process ended, as "status N" or "signal SIGNAME".
+func describeWait(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "signal " + unix.SignalName(ws.Signal())
+	}
+	return "status " + strconv.Itoa(ws.ExitStatus())
 }
 
 // waitExit blocks until the process pid has exited, without reaping it: the zombie

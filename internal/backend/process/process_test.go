@@ -242,6 +242,29 @@ func TestScaleDownStopsTheReplicasWithTheFewestOngoingRequests(t *testing.T) {
 	load.set(busiest.ID, 0)
 }
 
+func TestAReplicaKilledByASignalIsReportedWithTheSignal(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, Options{FailAfter: 1})
+	spec := replicaSpec("signalled", 1, modeNormal, nil)
+	if err := b.Apply(spec); err != nil {
+		t.Fatal(err)
+	}
+	r := waitRunning(t, b, spec.Key, 1)[0]
+	// The replica's own pid, not its supervisor's, is the one Observe shows.
+	if err := syscall.Kill(r.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var s backend.Status
+	waitFor(t, 20*time.Second, "the deployment to be failing", func() bool {
+		s, _ = status(b, spec.Key)
+		return s.Failing
+	})
+	want := "replica " + r.ID + " exited with signal SIGKILL"
+	if !strings.HasPrefix(s.Message, want) {
+		t.Errorf("message = %q, want it to start with %q", s.Message, want)
+	}
+}
+
 func TestCrashingReplicasRestartWithBackoffAndMarkTheDeploymentFailing(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, Options{})
@@ -423,17 +446,20 @@ func TestStoppingOrCrashingReplicaTakesItsChildrenAlong(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
+		mode    string
 		delayMS string // replica exits on its own after this; "" = stopped by a scale-down
 	}{
-		{name: "a stopped replica's child dies with it"},
-		{name: "a crashed replica's child dies with it", delayMS: "1000"},
+		{name: "a stopped replica's child dies with it", mode: modeSpawnChild},
+		{name: "a crashed replica's child dies with it", mode: modeSpawnChild, delayMS: "1000"},
+		{name: "a stopped replica's child that ignores SIGTERM dies with it", mode: modeIgnoredChild},
+		{name: "a crashed replica's child reparented by a double fork dies with it", mode: modeDoubleFork, delayMS: "1000"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := newBackend(t, Options{})
 			childFile := filepath.Join(t.TempDir(), "child")
-			spec := replicaSpec(fmt.Sprintf("group%d", i), 1, modeSpawnChild, map[string]string{
+			spec := replicaSpec(fmt.Sprintf("group%d", i), 1, tt.mode, map[string]string{
 				"SHOAL_TEST_CHILD_FILE": childFile,
 				"SHOAL_TEST_DELAY_MS":   tt.delayMS,
 			})
@@ -464,12 +490,62 @@ func TestStoppingOrCrashingReplicaTakesItsChildrenAlong(t *testing.T) {
 
 func TestReplicasDieWithTheProcessThatStartedThem(t *testing.T) {
 	t.Parallel()
+	tests := []struct {
+		name string
+		mode string
+	}{
+		{name: "a replica dies with the process that started it", mode: modeNormal},
+		{name: "a replica's child that ignores SIGTERM dies with it", mode: modeIgnoredChild},
+		{name: "a replica's child reparented by a double fork dies with it", mode: modeDoubleFork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			childFile := filepath.Join(t.TempDir(), "child")
+			host, pid := startHost(t, tt.mode, childFile)
+			if !alive(pid) {
+				t.Fatalf("replica pid %d is not running", pid)
+			}
+			child := 0
+			if tt.mode != modeNormal {
+				waitFor(t, 10*time.Second, "the child's pid", func() bool {
+					data, _ := os.ReadFile(childFile)
+					child, _ = strconv.Atoi(string(data))
+					return child > 0
+				})
+				// The child must be where the replica's own signals cannot reach it
+				// and only its group can: alive, in the replica's group, and (for
+				// the double fork) no longer the replica's child.
+				if !alive(child) || pgrp(child) != pid {
+					t.Fatalf("child %d: alive %v, group %d; want alive in group %d", child, alive(child), pgrp(child), pid)
+				}
+				if tt.mode == modeDoubleFork && ppid(child) == pid {
+					t.Fatalf("child %d is still the replica's child after the double fork", child)
+				}
+			}
+			if err := host.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = host.Wait()
+			waitFor(t, 10*time.Second, "the orphaned replica to die", func() bool { return !alive(pid) })
+			if child > 0 {
+				waitFor(t, 10*time.Second, "the replica's child to die", func() bool { return !alive(child) })
+			}
+		})
+	}
+}
+
+// startHost starts this binary as a process hosting a Backend with one replica in
+// mode, and returns it with the replica's pid once the replica is RUNNING.
+func startHost(t *testing.T, mode, childFile string) (*exec.Cmd, int) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	host := exec.Command(exe)
-	host.Env = append(os.Environ(), "SHOAL_TEST_HOST=1", "SHOAL_TEST_LOGDIR="+t.TempDir())
+	host.Env = append(os.Environ(), "SHOAL_TEST_HOST=1", "SHOAL_TEST_LOGDIR="+t.TempDir(),
+		"SHOAL_TEST_HOST_MODE="+mode, "SHOAL_TEST_CHILD_FILE="+childFile)
 	out, err := host.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -493,21 +569,36 @@ func TestReplicasDieWithTheProcessThatStartedThem(t *testing.T) {
 		close(line)
 		_, _ = io.Copy(io.Discard, out)
 	}()
-	var pid int
 	select {
 	case l := <-line:
-		pid, _ = strconv.Atoi(strings.TrimPrefix(l, "pid "))
+		pid, _ := strconv.Atoi(strings.TrimPrefix(l, "pid "))
+		return host, pid
 	case <-time.After(20 * time.Second):
 		t.Fatal("the host never reported its replica")
 	}
-	if pid == 0 || !alive(pid) {
-		t.Fatalf("replica pid %d is not running", pid)
+	return nil, 0
+}
+
+// pgrp and ppid read a process's group and parent from /proc (0 when it is gone).
+func pgrp(pid int) int { return statField(pid, 5) }
+func ppid(pid int) int { return statField(pid, 4) }
+
+// statField returns field n (1-based, as in proc(5)) of /proc/pid/stat, from field 3 on.
+func statField(pid, n int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
 	}
-	if err := host.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
 	}
-	_ = host.Wait()
-	waitFor(t, 10*time.Second, "the orphaned replica to die", func() bool { return !alive(pid) })
+	fields := strings.Fields(string(data[i+1:]))
+	if n-3 >= len(fields) {
+		return 0
+	}
+	v, _ := strconv.Atoi(fields[n-3])
+	return v
 }
 
 func TestLogIsCappedAndRotatedKeepingOneOldFile(t *testing.T) {
@@ -732,19 +823,46 @@ func TestApplyRejectsSpecsItCannotRun(t *testing.T) {
 
 func TestCommandThatCannotStartIsACrash(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, Options{})
-	spec := replicaSpec("missing", 1, modeNormal, nil)
-	spec.Command = []string{"shoal-test-no-such-command"}
-	if err := b.Apply(spec); err != nil {
+	notExecutable := filepath.Join(t.TempDir(), "not-executable")
+	if err := os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var s backend.Status
-	waitFor(t, 10*time.Second, "the deployment to be failing", func() bool {
-		s, _ = status(b, spec.Key)
-		return s.Failing
-	})
-	if !strings.Contains(s.Message, "failed to start") || !strings.Contains(s.Message, "shoal-test-no-such-command") {
-		t.Errorf("message = %q", s.Message)
+	tests := []struct {
+		name    string
+		command string
+		want    string
+	}{
+		// Found missing by shoal itself.
+		{"a command not on PATH is a crash", "shoal-test-no-such-command", "shoal-test-no-such-command"},
+		// Found by the supervisor, which reports the failed exec.
+		{"a file that cannot be executed is a crash", notExecutable, "permission denied"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			logDir := t.TempDir()
+			b := newBackend(t, Options{LogDir: logDir})
+			spec := replicaSpec(fmt.Sprintf("missing%d", i), 1, modeNormal, nil)
+			spec.Command = []string{tt.command}
+			if err := b.Apply(spec); err != nil {
+				t.Fatal(err)
+			}
+			var s backend.Status
+			waitFor(t, 10*time.Second, "the deployment to be failing", func() bool {
+				s, _ = status(b, spec.Key)
+				return s.Failing
+			})
+			if !strings.Contains(s.Message, "failed to start") || !strings.Contains(s.Message, tt.want) {
+				t.Errorf("message = %q, want it to say the replica failed to start and %q", s.Message, tt.want)
+			}
+			logs, _ := filepath.Glob(filepath.Join(logDir, "app", spec.Key.Deployment, "*.log"))
+			if len(logs) == 0 {
+				t.Fatal("no replica log")
+			}
+			if data, _ := os.ReadFile(logs[0]); !strings.Contains(string(data), "shoal: cannot start replica: ") {
+				t.Errorf("log %s = %q, want the reason the replica could not start", logs[0], data)
+			}
+		})
 	}
 }
 

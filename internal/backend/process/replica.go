@@ -22,41 +22,75 @@ import (
 // logLines is how many of its last log lines a crash message carries.
 const logLines = 10
 
-// proc is a started replica process.
+// supervisorKillWait is how long a supervisor gets to kill its replica's group when
+// asked before it is killed itself.
+const supervisorKillWait = 5 * time.Second
+
+// proc is a started replica process and its supervisor (see supervisor.go).
 type proc struct {
-	pid     int
-	cmd     *exec.Cmd
+	pid     int       // the replica's
+	cmd     *exec.Cmd // the supervisor's
+	sup     *supervised
 	log     *logFile
 	logDone chan struct{} // closed once the output pipe is drained
-	exited  chan struct{} // closed once the process is reaped; state is set then
-	state   *os.ProcessState
+	exited  chan struct{} // closed once the supervisor is reaped; exit is set then
+	exit    string        // how the replica ended: "status N" or "signal SIGNAME"
 
-	mu     sync.Mutex // guards reaped: the group is signalled only while its leader is unreaped
+	mu     sync.Mutex // guards reaped: the supervisor is signalled only while it is unreaped
 	reaped bool
 }
 
-// signal sends sig to the process group. While the leader is not reaped its pid, and so
-// the group id, cannot be reused, so this never hits an unrelated process.
+// signal asks the supervisor to send sig to the replica's process group: SIGTERM and
+// SIGINT are forwarded, SIGKILL becomes sigKillGroup (SIGKILL would end the supervisor
+// alone). While the supervisor is not reaped its pid cannot be reused, and the
+// supervisor keeps the group's id reserved the same way, so this never hits an
+// unrelated process.
 func (p *proc) signal(sig syscall.Signal) {
+	if sig == syscall.SIGKILL {
+		sig = sigKillGroup
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.reaped {
-		_ = unix.Kill(-p.pid, sig)
+		_ = unix.Kill(p.cmd.Process.Pid, sig)
 	}
 }
 
-// wait reaps the process. When the leader exits, whatever is left of its group is
-// killed first: replicas never leave orphans behind, even when they crash.
-func (p *proc) wait() {
-	err := waitExit(p.pid)
-	p.mu.Lock()
-	if err == nil {
-		_ = unix.Kill(-p.pid, unix.SIGKILL)
+// kill kills the replica's group and returns once the supervisor is reaped. A
+// supervisor that does not act in time (stopped, say) is killed itself; its replica
+// then dies of its parent-death signal, though whatever else is in its group is left.
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	t := time.NewTimer(supervisorKillWait)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+		return
+	case <-t.C:
 	}
+	p.mu.Lock()
+	if !p.reaped {
+		_ = unix.Kill(p.cmd.Process.Pid, unix.SIGKILL)
+	}
+	p.mu.Unlock()
+	<-p.exited
+}
+
+// wait reaps the supervisor, which exits once the replica has exited and its group
+// is killed (replicas never leave orphans behind, even when they crash), and reads how
+// the replica ended.
+func (p *proc) wait() {
+	_ = waitExit(p.cmd.Process.Pid)
+	p.mu.Lock()
 	_ = p.cmd.Wait()
-	p.state = p.cmd.ProcessState
 	p.reaped = true
 	p.mu.Unlock()
+	if ws, ok := p.sup.exitStatus(); ok {
+		p.exit = describeWait(ws)
+	} else {
+		p.exit = "unknown status: its supervisor ended with " + describeExit(p.cmd.ProcessState)
+	}
+	p.sup.close()
 	close(p.exited)
 }
 
@@ -190,8 +224,8 @@ func (b *Backend) live(r *replica) (crash string) {
 	}
 }
 
-// spawn starts r's process on the forker's thread, in its own process group, with its
-// output going to its log.
+// spawn starts r's process under its supervisor, which is started on the forker's
+// thread, in its own process group, with the replica's output going to its log.
 func (b *Backend) spawn(r *replica) (*proc, error) {
 	dir := filepath.Join(b.opts.LogDir, r.key.App, r.key.Deployment)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -200,6 +234,11 @@ func (b *Backend) spawn(r *replica) (*proc, error) {
 	lf, err := openLog(filepath.Join(dir, r.id+".log"), b.opts.LogMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
+	}
+	fail := func(err error) (*proc, error) {
+		fmt.Fprintf(lf, "shoal: cannot start replica: %v\n", err)
+		lf.Close()
+		return nil, err
 	}
 	env, argv := replicaEnv(os.Environ(), r.spec.Env, r.spec.Command, r.port, r.id)
 	pathVar := ""
@@ -210,45 +249,53 @@ func (b *Backend) spawn(r *replica) (*proc, error) {
 	}
 	path, err := lookPath(argv[0], pathVar)
 	if err != nil {
-		fmt.Fprintf(lf, "shoal: cannot start replica: %v\n", err)
-		lf.Close()
-		return nil, err
+		return fail(err)
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		lf.Close()
-		return nil, err
+		return fail(err)
 	}
-	cmd := &exec.Cmd{
+	cmd, sup, childEnds, err := supervisorCmd(&exec.Cmd{
 		Path:   path,
 		Args:   argv,
 		Env:    env,
 		Dir:    r.spec.WorkingDir,
 		Stdout: pw, // one *os.File for both, so the child writes straight into the pipe
 		Stderr: pw,
-		SysProcAttr: &syscall.SysProcAttr{
-			Setpgid:   true,            // its own group, so a stop reaches its children too
-			Pdeathsig: syscall.SIGKILL, // never outlive shoal; see forker for the thread caveat
-		},
+	}, r.id)
+	if err != nil {
+		pr.Close()
+		pw.Close()
+		return fail(err)
 	}
 	err = b.forker.start(cmd)
 	pw.Close()
-	if err != nil {
-		pr.Close()
-		fmt.Fprintf(lf, "shoal: cannot start replica: %v\n", err)
-		lf.Close()
-		return nil, err
+	for _, f := range childEnds {
+		f.Close()
 	}
-	p := &proc{
-		pid:     cmd.Process.Pid,
-		cmd:     cmd,
-		log:     lf,
-		logDone: make(chan struct{}),
-		exited:  make(chan struct{}),
+	if err == nil {
+		var pid int
+		if pid, err = sup.start(); err == nil {
+			p := &proc{
+				pid:     pid,
+				cmd:     cmd,
+				sup:     sup,
+				log:     lf,
+				logDone: make(chan struct{}),
+				exited:  make(chan struct{}),
+			}
+			go drain(pr, lf, p.logDone)
+			go p.wait()
+			return p, nil
+		}
+		// The supervisor has said why and exits; should it not, this ends it (its pid
+		// is still reserved, being unreaped).
+		_ = unix.Kill(cmd.Process.Pid, sigKillGroup)
+		_ = cmd.Wait()
 	}
-	go drain(pr, lf, p.logDone)
-	go p.wait()
-	return p, nil
+	pr.Close()
+	sup.close()
+	return fail(err)
 }
 
 // drain copies the replica's output into its log until every writer has closed the
@@ -345,8 +392,7 @@ func (b *Backend) stopProc(r *replica, p *proc) {
 		}
 	}
 	b.opts.Logger.Warn("replica did not stop in time, killing it", "deployment", r.key.String(), "replica", r.id)
-	p.signal(syscall.SIGKILL)
-	<-p.exited
+	p.kill()
 }
 
 // exitMessage describes an exit nobody asked for.
@@ -356,7 +402,7 @@ func (b *Backend) exitMessage(r *replica, p *proc) string {
 	case <-p.logDone:
 	case <-time.After(200 * time.Millisecond):
 	}
-	return withLines(fmt.Sprintf("replica %s exited with %s", r.id, describeExit(p.state)), p.log)
+	return withLines(fmt.Sprintf("replica %s exited with %s", r.id, p.exit), p.log)
 }
 
 // withLines appends the log's last lines to msg.
