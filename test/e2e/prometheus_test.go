@@ -261,6 +261,107 @@ targets:
 	})
 }
 
+// TestShoalStartRunsThePrometheusScalerOfItsConfig declares a prometheus scaler in the
+// serve config: under `shoal start` it queries a real Prometheus that scrapes this
+// shoal, and load through the proxy raises the live replica count, which falls back
+// after the cooldown once the load stops. A hand `shoal scale` is corrected: one below
+// the desired count at the next evaluation, one above it after scale_down_cooldown.
+func TestShoalStartRunsThePrometheusScalerOfItsConfig(t *testing.T) {
+	promBin := prometheusBinary(t)
+	port := freePort(t)
+	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	const cooldown = 3 * time.Second
+	dir := t.TempDir()
+	// Until Prometheus is up the query fails and the target is kept: no fallback.
+	writeFile(t, dir, "prometheus.yaml", fmt.Sprintf(`prometheus: {url: "http://%s", timeout: 900ms}
+interval: 1s
+targets:
+  - application: echo
+    deployment: model
+    query: sum(shoal_proxy_ongoing_requests{application="echo",deployment="model"})
+    per_replica: 4
+    min: 1
+    max: 4
+    scale_down_cooldown: %s
+`, promAddr, cooldown))
+	cfg := writeFile(t, dir, "serve.yaml", pxConfig(port, 20, pxApp{name: "echo", prefix: "/", deps: []pxDep{{name: "model", n: 1, maxOngoing: 20}}})+
+		"scalers:\n  prometheus:\n    - config: prometheus.yaml\n")
+	s := startShoal(t, startOptions{config: cfg, proxyPort: port})
+	s.running("echo", "model", 1)
+	prom := startPrometheusAt(t, promBin, promAddr, fmt.Sprintf("127.0.0.1:%d", s.controlPort))
+	eventually(t, 20*time.Second, "prometheus to have scraped shoal", func() (bool, string) {
+		v, err := prom.query(`up{job="shoal"}`)
+		return err == nil && v == 1, fmt.Sprintf("%v %v", v, err)
+	})
+	target := func(want int, within time.Duration, what string) {
+		t.Helper()
+		eventually(t, within, what, func() (bool, string) {
+			info := whGetScale(t, s, "echo", "model")
+			return info.Target == want, fmt.Sprintf("target %d; shoal's log:\n%s", info.Target, s.out)
+		})
+	}
+
+	// 12 requests in flight: the scaler wants ceil(12 / 4) = 3 replicas.
+	stopLoad := holdRequests(t, s.proxyURL()+"/sleep?ms=300", 12)
+	target(3, 20*time.Second, "the config's scaler to set the target to 3 under load")
+	pids := s.running("echo", "model", 3)
+	if !strings.Contains(s.out.String(), "scaler=prometheus") {
+		t.Errorf("shoal's log does not mention the prometheus scaler:\n%s", s.out)
+	}
+
+	// A hand scale below the desired count, under the same load: set back at the next
+	// evaluation (scale_up_cooldown is 0).
+	if out, errOut, code := s.cli("scale", "echo", "model", "1"); code != 0 {
+		t.Fatalf("shoal scale echo model 1 exited %d: %s %s", code, out, errOut)
+	}
+	target(3, 10*time.Second, "the scaler to set the hand-made 1 back to 3")
+	s.running("echo", "model", 3)
+	if !strings.Contains(s.out.String(), "target 1 set outside the scaler (it was 3)") {
+		t.Errorf("shoal's log does not say the target was set outside the scaler:\n%s", s.out)
+	}
+
+	stopLoad()
+	target(1, 20*time.Second, "the scaler to scale down to 1 after the cooldown once the load stopped")
+	left := s.running("echo", "model", 1)
+	allDead(t, "the replicas scaled down", slices.DeleteFunc(pids, func(p int) bool { return slices.Contains(left, p) }))
+
+	// A hand scale above the desired count holds for scale_down_cooldown, then goes.
+	if out, errOut, code := s.cli("scale", "echo", "model", "2"); code != 0 {
+		t.Fatalf("shoal scale echo model 2 exited %d: %s %s", code, out, errOut)
+	}
+	target(1, 20*time.Second, "the scaler to set the hand-made 2 back to 1")
+	s.running("echo", "model", 1)
+
+	// The audit log: the hand calls with the admin token, the scaler's with echo's
+	// application token, the scale-down no sooner than the cooldown after the hand 2.
+	var hand2, back1 *auditEntry
+	audit := scaleAudit(t, s, "echo", "model")
+	slices.SortFunc(audit, func(a, b auditEntry) int { return a.Time.Compare(b.Time) }) // newest first as served
+	for i := range audit {
+		e := &audit[i]
+		switch {
+		case e.Status == http.StatusOK && e.From == 1 && e.To == 2:
+			hand2 = e
+		case e.Status == http.StatusOK && e.From == 2 && e.To == 1 && hand2 != nil:
+			back1 = e
+			if !strings.HasPrefix(e.Token, "app:echo") {
+				t.Errorf("audit entry %+v: want the scaler's call with echo's application token", *e)
+			}
+		}
+	}
+	if hand2 == nil || back1 == nil {
+		t.Fatalf("audit %+v: want the hand-made 1 → 2 and then the scaler's 2 → 1", audit)
+	}
+	if strings.HasPrefix(hand2.Token, "app:") {
+		t.Errorf("audit entry %+v: the hand call was made with the admin token", *hand2)
+	}
+	// Shoal's times; the scaler sees the change up to an interval (1s) after it was made
+	// and counts the cooldown from then.
+	if gap := back1.Time.Sub(hand2.Time); gap < cooldown-200*time.Millisecond {
+		t.Errorf("the hand-made 2 undone %v after it was set; want no sooner than the %v cooldown", gap, cooldown)
+	}
+}
+
 // prometheusBinary is Debian's prometheus; the test fails without it under CI=true.
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
@@ -279,13 +380,19 @@ type promServer struct {
 // scraping target's /metrics every second as job "shoal", and waits until it is ready.
 func startPrometheus(t *testing.T, promBin, target string) *promServer {
 	t.Helper()
+	return startPrometheusAt(t, promBin, fmt.Sprintf("127.0.0.1:%d", freePort(t)), target)
+}
+
+// startPrometheusAt is startPrometheus listening on addr, for a test that must name
+// Prometheus's URL before it can start it.
+func startPrometheusAt(t *testing.T, promBin, addr, target string) *promServer {
+	t.Helper()
 	dir := t.TempDir()
 	conf := writeFile(t, dir, "prometheus.yml", fmt.Sprintf(`global: {scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}
 scrape_configs:
   - job_name: shoal
     static_configs: [{targets: [%q]}]
 `, target))
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p := &promServer{url: "http://" + addr}
 	p.process = startProcess(t, "prometheus", promBin,
 		"--config.file="+conf,
