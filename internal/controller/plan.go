@@ -124,6 +124,9 @@ type AppResult struct {
 //
 // A target change during an unfinished deploy keeps UPDATING, as Ray does.
 //
+// A deployment's message is its failure (UNHEALTHY), else the scale in progress, followed
+// by the backend's report when it has one that is no failure.
+//
 // Application statuses: DELETING while deleting; DEPLOY_FAILED when a deployment is
 // UNHEALTHY before it ever reached its target since its version was deployed; UNHEALTHY
 // when one is UNHEALTHY after that; DEPLOYING while one is UPDATING; else RUNNING
@@ -173,6 +176,13 @@ func Plan(desired []Desired, observed []backend.Status, now time.Time) Result {
 		}
 
 		dr := planDeployment(d, o)
+		if o != nil && !o.Removing && !o.Failing && o.Message != "" && dr.Status != DeploymentUnhealthy {
+			// A report of the backend that is no failure (on Kubernetes: the replica count
+			// changed outside shoal and is being restored, or a write failed and is
+			// retried) is shown as Ray shows an informational message: in the message,
+			// with the status unchanged. A failure's own message is left alone.
+			dr.Message = joinMessage(dr.Message, o.Message)
+		}
 		switch {
 		case o != nil && o.Removing:
 			// The replicas of an earlier incarnation (a deployment deleted and deployed
@@ -328,6 +338,14 @@ func nextTrack(d *Desired) Track {
 }
 
 func specEqual(a, b backend.Spec) bool { return reflect.DeepEqual(a, b) }
+
+// joinMessage appends more to a deployment's message.
+func joinMessage(msg, more string) string {
+	if msg == "" {
+		return more
+	}
+	return msg + " " + more
+}
 
 // pyList formats names as Python prints a list of strings, as Ray's messages do.
 func pyList(names []string) string {

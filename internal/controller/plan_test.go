@@ -50,6 +50,8 @@ var (
 )
 
 func TestPlanDeploymentStatus(t *testing.T) {
+	// The Kubernetes backend's report of a count changed by someone else.
+	const outside = "replica count changed outside shoal from 2 to 1; restoring 2"
 	cases := []struct {
 		name     string
 		desired  Desired
@@ -240,6 +242,45 @@ func TestPlanDeploymentStatus(t *testing.T) {
 			wantTrigger: TriggerConfigUpdateStarted,
 			wantMessage: "waiting for the replicas of the previous deployment to stop",
 			wantApp:     AppDeploying,
+		},
+		{
+			name:        "a backend's report on a healthy deployment is its message and it stays HEALTHY",
+			desired:     Desired{App: "app", Spec: spec(keyA, "v1", 2), Applied: ptr(spec(keyA, "v1", 2)), Track: done},
+			observed:    []backend.Status{{Key: keyA, Version: "v1", Message: outside, Replicas: replicas(keyA, "v1", run, run)}},
+			wantStatus:  DeploymentHealthy,
+			wantTrigger: TriggerConfigUpdateCompleted,
+			wantMessage: outside,
+			wantApp:     AppRunning,
+		},
+		{
+			name:        "a backend's report while it restores the count is shown and the status is kept",
+			desired:     Desired{App: "app", Spec: spec(keyA, "v1", 2), Applied: ptr(spec(keyA, "v1", 2)), Track: done},
+			observed:    []backend.Status{{Key: keyA, Version: "v1", Message: outside, Replicas: replicas(keyA, "v1", run, starting)}},
+			wantStatus:  DeploymentHealthy,
+			wantTrigger: TriggerConfigUpdateCompleted,
+			wantMessage: outside,
+			wantApp:     AppRunning,
+		},
+		{
+			name:        "a backend's report during a scale follows the scale's message",
+			desired:     Desired{App: "app", Spec: spec(keyA, "v1", 4), Source: SourceConfig, Applied: ptr(spec(keyA, "v1", 2)), Track: done},
+			observed:    []backend.Status{{Key: keyA, Version: "v1", Message: outside, Replicas: replicas(keyA, "v1", run, run)}},
+			wantApply:   true,
+			wantStatus:  DeploymentUpscaling,
+			wantTrigger: TriggerConfigUpdateStarted,
+			wantMessage: "Upscaling from 2 to 4 replicas. " + outside,
+			wantApp:     AppRunning,
+		},
+		{
+			name:    "a backend's report does not override an unhealthy replica's message",
+			desired: Desired{App: "app", Spec: spec(keyA, "v1", 2), Applied: ptr(spec(keyA, "v1", 2)), Track: done},
+			observed: []backend.Status{{Key: keyA, Version: "v1", Message: outside, Replicas: append(replicas(keyA, "v1", run),
+				backend.Replica{ID: "x", Key: keyA, Version: "v1", State: sick, Message: "no answer for 30s"})}},
+			wantStatus:  DeploymentUnhealthy,
+			wantTrigger: TriggerHealthCheckFailed,
+			wantMessage: "no answer for 30s",
+			wantApp:     AppUnhealthy,
+			wantAppMsg:  "The deployments ['a'] are UNHEALTHY.",
 		},
 		{
 			name:        "a light config change (same version and count) is applied and UPDATING",

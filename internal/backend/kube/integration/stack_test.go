@@ -346,6 +346,13 @@ func TestShoalOnKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	deployment(t, env.Client, ns, 5)
+	kubetest.Eventually(t, 10*time.Second, func() error {
+		dep := first.ctrl.Snapshot().App("my-app").Deployment("web")
+		if want := "replica count changed outside shoal from 5 to 1; restoring 5"; !strings.Contains(dep.Message, want) || dep.Status == controller.DeploymentUnhealthy {
+			return fmt.Errorf("deployment %s %q, want %q in its message and not UNHEALTHY", dep.Status, dep.Message, want)
+		}
+		return nil
+	})
 
 	// shoal restarts: the new process reads config, target and token back from the API
 	// server, and the Deployment keeps its count.
