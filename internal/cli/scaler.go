@@ -68,7 +68,9 @@ func newScalerPrometheusCmd() *cobra.Command {
 		Long: `Every interval, evaluate each target's PromQL query against a Prometheus server and
 set the deployment's target to ceil(value / per_replica), clamped to [min, max], at most
 max_step replicas at a time, and not within scale_up_cooldown / scale_down_cooldown of
-the last change. While the query fails the target is kept; after fallback.after of
+the last change. The target is read before every decision: one changed outside the
+scaler (by hand, by a redeploy) counts as a change and is corrected once the cooldowns
+allow. While the query fails the target is kept; after fallback.after of
 failures it becomes fallback.replicas until the query works again. Each decision is
 logged with the value and why.`,
 		Args: cobra.NoArgs,
@@ -120,8 +122,9 @@ func newScalerScheduleCmd() *cobra.Command {
 		Long: `Set each target's replica count from its schedule: profiles by weekday and time of
 day in the config's timezone (a later profile wins where two overlap, one may cross
 midnight), one-off windows for events (they win over profiles), and a default. The
-target is set at start and at every planned change. --print N shows the next N changes
-and exits.
+target is set at start and at every planned change, and one changed outside the scaler
+(by hand, by a redeploy) is set back within the config's interval (default 30s).
+--print N shows the next N changes and exits.
 
 Daylight saving time: a wall time that does not exist on a day (skipped when clocks go
 forward) means the moment the clock skips to; one that occurs twice (when clocks go
