@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -153,6 +156,61 @@ func chartNow(sel string) string {
 })()`
 }
 
+// screenshotsToDocs reports whether the test writes the README's pictures of the
+// dashboard into docs/ (SHOAL_SCREENSHOTS=1) rather than into a temp dir.
+func screenshotsToDocs() bool { return os.Getenv("SHOAL_SCREENSHOTS") == "1" }
+
+// screenshots takes the page at a phone's width and at a wide monitor's, full length.
+// Each must be a PNG as wide as its viewport (times the phone's pixel ratio), and the
+// page must not scroll sideways at either width.
+func (b tab) screenshots() {
+	b.t.Helper()
+	dir := b.t.TempDir()
+	if screenshotsToDocs() {
+		dir = filepath.Join(bin.root, "docs")
+	}
+	shots := []struct {
+		name          string
+		width, height int64
+		scale         float64
+		mobile        bool
+	}{
+		{"dashboard-narrow.png", 375, 812, 2, true},
+		{"dashboard-wide.png", 1440, 900, 1, false},
+	}
+	b.wait(10*time.Second, "no message covers the page", `!document.querySelector("#toast").classList.contains("is-visible")`)
+	b.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 0, 0)) // no hover effect in the pictures
+	for _, s := range shots {
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(s.scale)}
+		if s.mobile {
+			opts = append(opts, chromedp.EmulateMobile)
+		}
+		b.do(chromedp.EmulateViewport(s.width, s.height, opts...))
+		b.wait(10*time.Second, "the layout settles", `window.innerWidth === `+strconv.FormatInt(s.width, 10))
+		if w := b.num(`document.documentElement.scrollWidth`); w > int(s.width) {
+			b.t.Errorf("at %d px the page is %d px wide: it scrolls sideways", s.width, w)
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, browserStep)
+		img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			b.t.Fatalf("taking %s: %v", s.name, err)
+		}
+		cfg, err := png.DecodeConfig(bytes.NewReader(img))
+		if err != nil {
+			b.t.Fatalf("%s is not a PNG: %v", s.name, err)
+		}
+		if want := int(float64(s.width) * s.scale); cfg.Width != want || cfg.Height < int(s.height) {
+			b.t.Errorf("%s is %d×%d px, want %d px wide and at least a screen (%d px) tall", s.name, cfg.Width, cfg.Height, want, s.height)
+		}
+		if err := os.WriteFile(filepath.Join(dir, s.name), img, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+		b.t.Logf("saved %s (%d×%d)", filepath.Join(dir, s.name), cfg.Width, cfg.Height)
+	}
+	b.do(chromedp.EmulateViewport(1280, 900))
+}
+
 // quickstartConfig is examples/quickstart/serve.yaml as `make run` starts it, with only
 // what ties it to one checkout changed: the proxy port (a free one, so the test runs
 // beside a `make run`), the replica binary (the one TestMain built, not bin/replica)
@@ -194,13 +252,23 @@ func scaleWith(t *testing.T, s *shoal, token string, n int) int {
 }
 
 // TestTheDashboardShowsAndSteersARealShoal drives the dashboard of a real shoal with
-// real replicas in chromium: login, the Serve page, the token, scaling and the guards.
+// real replicas in chromium: login, the Serve page, the token, scaling, a replica's log,
+// the layout at two widths (the README's pictures) and the guards.
 func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	path := chromium(t)
 	_, err := exec.LookPath("python3")
 	needTool(t, "python3 (the quickstart's file server)", err == nil)
 
 	proxyPort := freePort(t)
+	if screenshotsToDocs() {
+		// The pictures in the README show the proxy where `make run` puts it.
+		proxyPort = 8000
+		ln, err := net.Listen("tcp", "127.0.0.1:8000")
+		if err != nil {
+			t.Fatalf("SHOAL_SCREENSHOTS=1 runs the quickstart on its own port 8000, which is taken (%v); stop what listens there (make run?) and run again", err)
+		}
+		ln.Close()
+	}
 	s := startShoal(t, startOptions{config: quickstartConfig(t, proxyPort), proxyPort: proxyPort})
 	s.running("echo", "model", 2)
 	s.running("files", "static", 1)
@@ -215,6 +283,14 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 			_, _ = chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
 	}()
+	// For the README's pictures each count holds a while, so the chart shows steps
+	// rather than one jump at its right edge. Time passing is the point, not a wait for
+	// a condition; a normal run does not pause.
+	pace := func() {
+		if screenshotsToDocs() {
+			time.Sleep(15 * time.Second)
+		}
+	}
 	echo := `.token-panel[data-app="echo"]`
 	model := `article.dep[data-app="echo"][data-dep="model"]`
 	running := func() string { return `document.querySelector(` + q(model+` [data-field="running"]`) + `).textContent` }
@@ -264,33 +340,54 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	if copied != shown {
 		t.Fatalf("the clipboard holds %q, want the token", copied)
 	}
+	pace()
 	if code := scaleWith(t, s, copied, 3); code != http.StatusOK {
 		t.Fatalf("scaling with the copied token answered %d, want 200", code)
 	}
 	s.running("echo", "model", 3)
 	b.wait(20*time.Second, "the page shows 3 running", running()+` === "3"`)
+	pace()
 
 	// Rotate it: the old token is refused at once, the new one works.
 	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="rotate-token"]`)))
 	b.wait(10*time.Second, "the new token shows", `document.querySelector(`+q(echo+" .token-value")+`).textContent !== `+q(shown))
 	rotated := b.str(`document.querySelector(` + q(echo+" .token-value") + `).textContent`)
-	if code := scaleWith(t, s, shown, 3); code != http.StatusForbidden {
+	if code := scaleWith(t, s, shown, 4); code != http.StatusForbidden {
 		t.Errorf("the old token answered %d after rotation, want 403", code)
 	}
-	if code := scaleWith(t, s, rotated, 3); code != http.StatusOK {
+	pace()
+	if code := scaleWith(t, s, rotated, 4); code != http.StatusOK {
 		t.Errorf("the new token answered %d, want 200", code)
 	}
+	s.running("echo", "model", 4)
+	b.wait(10*time.Second, "the chart ends at target 4, running 4",
+		chartNow(model+" .chart")+` === "label target 4, running 4; lines target 4, running 4"`)
+	pace()
 
 	// Scale from the control and watch the running count and the chart follow.
-	b.wait(10*time.Second, "the chart ends at target 3, running 3",
-		chartNow(model+" .chart")+` === "label target 3, running 3; lines target 3, running 3"`)
 	b.str(`(() => { const i = document.querySelector(` + q(model+" form.scale input") + `); i.focus(); i.select(); return "" })()`)
-	b.do(chromedp.KeyEvent("1"), chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)))
-	b.wait(10*time.Second, "the control shows the answer", `document.querySelector(`+q(model+" .scale-result")+`).textContent === "Target set to 1 (was 3)."`)
-	s.running("echo", "model", 1)
-	b.wait(20*time.Second, "the page shows 1 running", running()+` === "1"`)
-	b.wait(10*time.Second, "the chart ends at target 1, running 1",
-		chartNow(model+" .chart")+` === "label target 1, running 1; lines target 1, running 1"`)
+	b.do(chromedp.KeyEvent("2"), chromedp.Click(chromedp.CSS(model+` form.scale button[type=submit]`)))
+	b.wait(10*time.Second, "the control shows the answer", `document.querySelector(`+q(model+" .scale-result")+`).textContent === "Target set to 2 (was 4)."`)
+	pids := s.running("echo", "model", 2)
+	b.wait(20*time.Second, "the page shows 2 running", running()+` === "2"`)
+	b.wait(10*time.Second, "the chart ends at target 2, running 2",
+		chartNow(model+" .chart")+` === "label target 2, running 2; lines target 2, running 2"`)
+	pace()
+
+	// A replica's log is the real process's output.
+	var first replicaDetails
+	for _, r := range s.status().Applications["echo"].Deployments["model"].Replicas {
+		if r.PID == pids[0] {
+			first = r
+		}
+	}
+	b.do(chromedp.Click(chromedp.CSS(model + ` button[data-action="logs"][data-replica=` + q(first.ID) + `]`)))
+	b.wait(10*time.Second, "the replica's log shows", `document.querySelector(`+q(model+" .logs-text")+`).textContent.includes(`+q("replica "+first.ID+" of echo/model listening on")+`)`)
+
+	// Pictures of the page as it is now, with the token hidden again.
+	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="show-token"]`)))
+	b.wait(10*time.Second, "the token hides", `document.querySelector(`+q(echo+" .token-value")+`).dataset.masked === "true"`)
+	b.screenshots()
 
 	// A POST with the session cookie but without the dashboard's header is refused,
 	// from the page itself and from another site's form.
@@ -310,7 +407,7 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	b.do(chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)))
 	b.wait(10*time.Second, "the form was posted to shoal", `location.href === `+q(scaleURL))
 	b.wait(10*time.Second, "shoal answered with an error", `document.body.innerText.includes("error")`)
-	if got := s.status().Applications["echo"].Deployments["model"].Target; got != 1 {
-		t.Fatalf("the target is %d after the refused posts, want 1", got)
+	if got := s.status().Applications["echo"].Deployments["model"].Target; got != 2 {
+		t.Fatalf("the target is %d after the refused posts, want 2", got)
 	}
 }
