@@ -16,8 +16,8 @@ import (
 // Failed authentications (401 or 403) allowed from one client address per window
 // before every request from it gets 429 (SPEC §7).
 const (
-	maxAuthFailures   = 20
-	authFailureWindow = time.Minute
+	maxAuthFailures   = auth.MaxFailures
+	authFailureWindow = auth.FailureWindow
 )
 
 // Options configures an API.
@@ -59,6 +59,11 @@ type Options struct {
 	// ConfigBackend is the backend configs sent to PUT /api/serve/applications/ are
 	// checked for (config.ParseFor); default config.BackendProcess.
 	ConfigBackend string
+	// Limiter counts failed authentications per client address and blocks an address
+	// over the limit with 429. Give the dashboard the same one, so that its failed
+	// logins and the API's failures add up to one limit per address (SPEC §7); nil
+	// makes one of the API's own.
+	Limiter *auth.Limiter
 	// Leader, when non-nil, names the shoal replica that leads (Kubernetes, several
 	// replicas), or "" when none is known: an intent refused by a follower with
 	// store.ErrNotLeader is answered 503 with Retry-After and this name.
@@ -122,7 +127,10 @@ func New(opts Options) *API {
 			a.opts.BaseDir = wd
 		}
 	}
-	a.limiter = auth.NewLimiter(maxAuthFailures, authFailureWindow, a.now)
+	a.limiter = opts.Limiter
+	if a.limiter == nil {
+		a.limiter = auth.NewLimiter(maxAuthFailures, authFailureWindow, a.now)
+	}
 
 	table := []route{
 		{"GET", "/-/healthz", public, a.healthz},

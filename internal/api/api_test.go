@@ -16,8 +16,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"shoal/internal/auth"
 	"shoal/internal/backend"
 	"shoal/internal/controller"
+	"shoal/internal/dashboard"
 )
 
 const adminToken = "admin-secret-0123456789"
@@ -983,5 +985,47 @@ func TestScaleCallsAreCountedByResult(t *testing.T) {
 		if strings.Contains(k, "invented") {
 			t.Errorf("a series names an invented application: %q", k)
 		}
+	}
+}
+
+func TestFailedDashboardLoginsAndAPICallsShareOneLimitPerAddress(t *testing.T) {
+	e := newEnv(t)
+	limiter := auth.NewLimiter(maxAuthFailures, authFailureWindow, e.clock.now)
+	dash := dashboard.New(dashboard.Options{Intents: e.f, AdminToken: adminToken, Now: e.clock.now, Limiter: limiter})
+	e.api = New(Options{
+		Intents: e.f, AdminToken: adminToken, Now: e.clock.now, BaseDir: t.TempDir(),
+		Dashboard: dash, Session: dash.Session, Limiter: limiter,
+	})
+	const guesser = "203.0.113.20"
+	login := req{method: "POST", path: "/login", ctype: "application/x-www-form-urlencoded", body: "token=guess", from: guesser}
+	for i := range maxAuthFailures {
+		if w := e.call(t, login); w.Code != http.StatusForbidden {
+			t.Fatalf("failed login %d: status %d, want 403", i+1, w.Code)
+		}
+	}
+	admin := req{method: "GET", path: servePath, token: adminToken, from: guesser}
+	if w := e.call(t, admin); w.Code != http.StatusOK {
+		t.Fatalf("after %d failed logins the admin got %d, want 200: the limit is more than %d", maxAuthFailures, w.Code, maxAuthFailures)
+	}
+	// One more failure, on the API this time, is over the one limit.
+	if w := e.call(t, req{method: "GET", path: servePath, token: "guess", from: guesser}); w.Code != http.StatusForbidden {
+		t.Fatalf("a bad token after the failed logins: status %d, want 403", w.Code)
+	}
+	for _, q := range []req{admin, scaleReq(adminToken, "application/json", `{"target_num_replicas": 2}`), login} {
+		q.from = guesser
+		w := e.call(t, q)
+		if w.Code != http.StatusTooManyRequests {
+			t.Fatalf("%s %s after %d failed logins and a failed API call: status %d, want 429", q.method, q.path, maxAuthFailures, w.Code)
+		}
+		if s, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || s < 1 || s > 60 {
+			t.Errorf("%s %s: Retry-After = %q, want whole seconds in [1, 60]", q.method, q.path, w.Header().Get("Retry-After"))
+		}
+	}
+	if w := e.call(t, req{method: "GET", path: servePath, token: adminToken, from: "203.0.113.21"}); w.Code != http.StatusOK {
+		t.Errorf("another address got %d, want 200", w.Code)
+	}
+	e.clock.advance(time.Minute)
+	if w := e.call(t, admin); w.Code != http.StatusOK {
+		t.Errorf("a minute later the admin got %d, want 200", w.Code)
 	}
 }

@@ -6,6 +6,20 @@ import (
 	"time"
 )
 
+// SPEC §7: more than MaxFailures failed authentications (401 or 403) from one client
+// address within FailureWindow, and every request from it gets 429 until the window is
+// over. One Limiter of these counts every failure of an address, the API's and the
+// dashboard login's alike (shoal builds one and gives it to both).
+const (
+	MaxFailures   = 20
+	FailureWindow = time.Minute
+)
+
+// NewSpecLimiter returns the Limiter of SPEC §7 on the clock now (time.Now when nil).
+func NewSpecLimiter(now func() time.Time) *Limiter {
+	return NewLimiter(MaxFailures, FailureWindow, now)
+}
+
 // MaxTracked bounds how many client addresses a Limiter remembers, so that failures from
 // ever new addresses cannot grow it without bound. Past it, the oldest is forgotten.
 const MaxTracked = 10000

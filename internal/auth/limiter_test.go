@@ -147,3 +147,19 @@ func TestLimiterIsSafeForConcurrentUse(t *testing.T) {
 		t.Fatal("an address with 30 failures in a moment is not blocked")
 	}
 }
+
+func TestTheSpecLimiterAllows20FailuresAMinute(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := NewSpecLimiter(func() time.Time { return now })
+	for range 20 {
+		l.Fail("a")
+	}
+	if _, blocked := l.Blocked("a"); blocked {
+		t.Fatal("blocked after 20 failures, want the 21st to block")
+	}
+	l.Fail("a")
+	wait, blocked := l.Blocked("a")
+	if !blocked || wait != time.Minute {
+		t.Fatalf("after 21 failures Blocked = %v, %v; want blocked for a minute", wait, blocked)
+	}
+}

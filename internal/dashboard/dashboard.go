@@ -26,10 +26,11 @@ import (
 //go:embed assets templates
 var files embed.FS
 
-// Failed logins allowed from one client address per window before it gets 429 (SPEC §7).
+// Failed authentications allowed from one client address per window before it gets 429
+// (SPEC §7), for a dashboard given no Limiter.
 const (
-	maxLoginFailures   = 20
-	loginFailureWindow = time.Minute
+	maxLoginFailures   = auth.MaxFailures
+	loginFailureWindow = auth.FailureWindow
 )
 
 // Options configures a Dashboard.
@@ -47,6 +48,10 @@ type Options struct {
 	Secure bool
 	// Load reports ongoing requests per replica (the proxy); nil shows none.
 	Load backend.Load
+	// Limiter counts failed logins per client address. Give it the API's, so that an
+	// address has one limit for both (SPEC §7): failed logins then make the API answer
+	// 429 too, and the other way round. nil makes one of the dashboard's own.
+	Limiter *auth.Limiter
 }
 
 // Dashboard is the web UI's http.Handler, mounted at "/" of the control port.
@@ -78,7 +83,10 @@ func New(opts Options) *Dashboard {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.limiter = auth.NewLimiter(maxLoginFailures, loginFailureWindow, d.now)
+	d.limiter = opts.Limiter
+	if d.limiter == nil {
+		d.limiter = auth.NewLimiter(maxLoginFailures, loginFailureWindow, d.now)
+	}
 	d.static, _ = fs.Sub(files, "assets") // the directory is embedded; Sub cannot fail
 	entries, _ := fs.ReadDir(d.static, ".")
 	for _, e := range entries {
@@ -147,8 +155,9 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 	d.render(w, http.StatusOK, "login.html", loginView{})
 }
 
-// login checks the admin token and starts a session. Failures count toward the
-// client's limit, as failed API authentications do.
+// login checks the admin token and starts a session. A failure counts toward the
+// client's limit of failed authentications: with the limiter shoal shares between the
+// API and the dashboard, the same limit as the API's.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	addr := auth.ClientAddr(r)
 	if wait, blocked := d.limiter.Blocked(addr); blocked {

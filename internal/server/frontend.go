@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"shoal/internal/api"
+	"shoal/internal/auth"
 	"shoal/internal/backend"
 	"shoal/internal/config"
 	"shoal/internal/controller"
@@ -140,6 +141,9 @@ type frontend struct {
 	// load is the proxy's count of requests per deployment, for an autoscaler.
 	load metrics.LoadReader
 	dash *dashboard.Dashboard
+	// limiter counts failed authentications per address for the API and the
+	// dashboard's login together: one limit per address (SPEC §7).
+	limiter *auth.Limiter
 
 	// Set by start.
 	api       *api.API
@@ -185,6 +189,7 @@ func (f *frontend) watch(intents controller.Intents) error {
 	if err := f.metrics.WatchState(intents, f.load); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	f.limiter = auth.NewSpecLimiter(time.Now)
 	f.dash = dashboard.New(dashboard.Options{
 		Intents:    intents,
 		AdminToken: f.o.AdminToken,
@@ -193,6 +198,7 @@ func (f *frontend) watch(intents controller.Intents) error {
 		Now:        time.Now,
 		Secure:     f.o.Listeners.tls.control(),
 		Load:       f.proxy,
+		Limiter:    f.limiter,
 	})
 	return nil
 }
@@ -218,6 +224,7 @@ func (f *frontend) start(ctx context.Context, workers *sync.WaitGroup, autoscali
 		Autoscaling:   autoscaling,
 		ConfigBackend: f.o.ConfigBackend,
 		Leader:        f.o.Leader,
+		Limiter:       f.limiter,
 	})
 	goLogged(workers, f.log, "proxy", func() error { return f.proxy.Run(ctx, f.intents) })
 	goLogged(workers, f.log, "metrics", func() error { return f.metrics.Run(ctx, f.intents) })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -120,9 +121,17 @@ type whRequest struct {
 	base, method, app, dep string
 	auth, ctype            string
 	body                   []byte
+	client                 *http.Client // whHTTP when nil
 }
 
 var whHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// whClientFrom is a client whose connections come from ip, an address of the loopback
+// range other than 127.0.0.1, so that shoal sees another client address.
+func whClientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+}
 
 func whDo(t *testing.T, r whRequest) whAnswer {
 	t.Helper()
@@ -139,7 +148,11 @@ func whDo(t *testing.T, r whRequest) whAnswer {
 	if r.ctype != "" {
 		req.Header.Set("Content-Type", r.ctype)
 	}
-	resp, err := whHTTP.Do(req)
+	c := r.client
+	if c == nil {
+		c = whHTTP
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", r.method, req.URL, err)
 	}

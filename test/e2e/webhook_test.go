@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -636,4 +638,63 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestAnAddressThatKeepsFailingGets429AndNoOtherDoes sends bad calls from addresses of
+// the loopback range other than 127.0.0.1: the limit of SPEC §7 is per client address,
+// one for the API, the webhook on both ports and the dashboard's login.
+func TestAnAddressThatKeepsFailingGets429AndNoOtherDoes(t *testing.T) {
+	t.Parallel()
+	s, _ := whStart(t, whEcho(1, nil))
+	whSettled(s, "echo", "model", 1, "")
+	admin := "Bearer " + s.token()
+	bad, other, guesser := whClientFrom("127.0.0.3"), whClientFrom("127.0.0.2"), whClientFrom("127.0.0.4")
+	call := func(c *http.Client, base, auth string, n int) whAnswer {
+		t.Helper()
+		return whDo(t, whRequest{base: base, app: "echo", dep: "model", auth: auth, ctype: "application/json",
+			body: fmt.Appendf(nil, `{"target_num_replicas": %d}`, n), client: c})
+	}
+	blocked := func(a whAnswer, what string) {
+		t.Helper()
+		if a.code != http.StatusTooManyRequests || a.errorText() == "" {
+			t.Fatalf("%s: %s; want 429 with a JSON error", what, a)
+		}
+		if s, err := strconv.Atoi(a.header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+			t.Errorf("%s: Retry-After %q; want whole seconds in [1, 60]", what, a.header.Get("Retry-After"))
+		}
+	}
+
+	// 20 failures are allowed; the 21st is over the limit.
+	for i := range 21 {
+		if a := call(bad, s.controlURL(), "Bearer not-a-token", 2); a.code != http.StatusForbidden {
+			t.Fatalf("bad call %d: %s; want 403", i+1, a)
+		}
+	}
+	blocked(call(bad, s.controlURL(), admin, 2), "the admin token from the address that failed 21 times")
+	blocked(call(bad, s.proxyURL(), admin, 2), "the same on the proxy port")
+
+	// Another address is answered as usual.
+	if a := call(other, s.controlURL(), "", 2); a.code != http.StatusUnauthorized {
+		t.Errorf("no token from 127.0.0.2: %s; want 401", a)
+	}
+	if a := call(other, s.controlURL(), admin, 2); a.code != http.StatusOK {
+		t.Errorf("the admin token from 127.0.0.2: %s; want 200", a)
+	}
+	whSettled(s, "echo", "model", 2, "")
+
+	// Failed dashboard logins count toward the same limit.
+	for i := range 21 {
+		resp, err := guesser.PostForm(s.controlURL()+"/login", url.Values{"token": {"guess"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("failed login %d from 127.0.0.4: %d; want 403", i+1, resp.StatusCode)
+		}
+	}
+	blocked(call(guesser, s.controlURL(), admin, 1), "a scale call from the address that failed 21 logins")
+	if a := call(other, s.controlURL(), admin, 1); a.code != http.StatusOK {
+		t.Errorf("the admin token from 127.0.0.2 after the failed logins from 127.0.0.4: %s; want 200", a)
+	}
 }
