@@ -16,6 +16,7 @@ type backendFlags struct {
 	namespace  string
 	kubeconfig string
 	proxyURL   string
+	advertise  string
 }
 
 func (b *backendFlags) register(f *pflag.FlagSet) {
@@ -27,6 +28,8 @@ func (b *backendFlags) register(f *pflag.FlagSet) {
 		"kubernetes: a kubeconfig file (default: in-cluster config in a pod, else $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&b.proxyURL, "proxy-url", "",
 		"kubernetes: the URL replicas reach shoal's proxy at, for SHOAL_HANDLE_URL (default $SHOAL_PROXY_URL, else http://shoal-proxy.NAMESPACE.svc:PORT)")
+	f.StringVar(&b.advertise, "advertise-url", "",
+		"kubernetes: the URL other shoal replicas reach this one's control API at, so a follower forwards writes to the leader (default $SHOAL_ADVERTISE_URL; e.g. http://$(POD_IP):8265)")
 }
 
 // apply checks the flags and sets them in opts.
@@ -34,8 +37,8 @@ func (b *backendFlags) apply(g *globals, opts *server.Options) error {
 	if err := checkBackend(b.backend); err != nil {
 		return err
 	}
-	if b.backend != config.BackendKubernetes && (b.namespace != "" || b.kubeconfig != "" || b.proxyURL != "") {
-		return usagef("--namespace, --kubeconfig and --proxy-url need --backend kubernetes")
+	if b.backend != config.BackendKubernetes && (b.namespace != "" || b.kubeconfig != "" || b.proxyURL != "" || b.advertise != "") {
+		return usagef("--namespace, --kubeconfig, --proxy-url and --advertise-url need --backend kubernetes")
 	}
 	opts.Backend = b.backend
 	opts.Namespace = b.namespace
@@ -44,6 +47,12 @@ func (b *backendFlags) apply(g *globals, opts *server.Options) error {
 	if opts.ProxyURL == "" && b.backend == config.BackendKubernetes {
 		opts.ProxyURL = g.env.Getenv("SHOAL_PROXY_URL")
 	}
+	opts.AdvertiseURL = b.advertise
+	if opts.AdvertiseURL == "" && b.backend == config.BackendKubernetes {
+		opts.AdvertiseURL = g.env.Getenv("SHOAL_ADVERTISE_URL")
+	}
+	// The CA a follower trusts for the leader's certificate is the one the CLI trusts.
+	opts.CACertFile = g.cacert
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -158,4 +159,23 @@ func Identity() string {
 		host = "shoal"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// Holder is what a candidate writes as the Lease's holder identity: its name and, when
+// it has one, the URL of its control API that the other replicas reach it at, as
+// "name@url". Followers learn the leader's URL from the Lease itself (OnNewLeader), so
+// forwarding writes to it takes no other object and no other permission.
+func Holder(name, url string) string {
+	if url == "" {
+		return name
+	}
+	return name + "@" + url
+}
+
+// ParseHolder splits a holder identity made by Holder into the name and the URL ("" for
+// a holder without one, such as a shoal that advertises none). Names never hold an "@":
+// pod names and host names cannot.
+func ParseHolder(holder string) (name, url string) {
+	name, url, _ = strings.Cut(holder, "@")
+	return name, url
 }

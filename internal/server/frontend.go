@@ -111,7 +111,10 @@ type frontendOptions struct {
 	// WrapProxy, when set, wraps the proxy's handler on the net/http side of its
 	// listener (handleFromPods on Kubernetes).
 	WrapProxy func(http.Handler) http.Handler
-	Logger    *slog.Logger
+	// WrapAPI, when set, wraps the control API and the proxy's scale webhook (on
+	// Kubernetes, the forwarder that sends a follower's writes to the leader).
+	WrapAPI func(http.Handler) http.Handler
+	Logger  *slog.Logger
 }
 
 // autoscalingDetail is the autoscaler's live view, which the API shows in place of the
@@ -167,7 +170,10 @@ func newFrontend(o frontendOptions) (*frontend, error) {
 	// The proxy serves the API's webhook, and the API needs the controller, which needs
 	// the backend, which reads the proxy's load: the proxy reaches the webhook through
 	// f.api, set by start before any listener serves.
-	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.api.Webhook().ServeHTTP(w, r) })
+	var webhook http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.api.Webhook().ServeHTTP(w, r) })
+	if o.WrapAPI != nil {
+		webhook = o.WrapAPI(webhook)
+	}
 	// Metrics live on their own registry (no global state): shoal's collectors, the
 	// scrape-time gauges read from snapshots and the proxy, and the Go runtime's. The
 	// proxy reports every request it answers to them.
@@ -235,7 +241,7 @@ func (f *frontend) start(ctx context.Context, workers *sync.WaitGroup, autoscali
 	proxySrv, proxyFast := proxyServer(f.proxy, f.o.WrapProxy, l.proxy, idle, f.log)
 	f.proxyFast = proxyFast
 	f.servers = []served{{proxySrv, proxyFast}, {&http.Server{
-		Handler:           f.api,
+		Handler:           f.wrapAPI(f.api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 	}, l.control}}
@@ -250,6 +256,14 @@ func (f *frontend) start(ctx context.Context, workers *sync.WaitGroup, autoscali
 			}
 		}()
 	}
+}
+
+// wrapAPI wraps the control API's handler with WrapAPI, if set.
+func (f *frontend) wrapAPI(h http.Handler) http.Handler {
+	if f.o.WrapAPI != nil {
+		return f.o.WrapAPI(h)
+	}
+	return h
 }
 
 // proxyServer serves px on ln: the proxy's own HTTP/1.1 loop serves the common

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"shoal/internal/controller"
 	"shoal/internal/leader"
 	"shoal/internal/store"
+	"shoal/internal/tlsutil"
 )
 
 // Names of what shoal keeps in its namespace on the Kubernetes backend; the manifests in
@@ -45,6 +47,10 @@ const (
 	// kubeProxyService is the Service in front of every shoal replica's proxy
 	// (deploy/kubernetes/shoal.yaml): where replicas reach the handle endpoint.
 	kubeProxyService = "shoal-proxy"
+	// kubeControlService is the Service in front of every shoal replica's control API:
+	// the name a follower checks the leader's certificate for when it forwards a write
+	// over HTTPS to a pod IP (see forwarder).
+	kubeControlService = "shoal-control"
 	// kubeFollowPoll is how often a follower asks the API server whether the leader
 	// changed the state, and rebuilds its view when it did.
 	kubeFollowPoll = time.Second
@@ -70,6 +76,14 @@ type BackendOptions struct {
 	// Identity names this replica in the leader election; default leader.Identity()
 	// ($POD_NAME, else host and process id).
 	Identity string
+	// AdvertiseURL is where the other shoal replicas reach this one's control API
+	// (deploy/kubernetes: http://$(POD_IP):8265). It is published in the Lease with the
+	// identity, and a follower forwards the writes it receives to the leader's. Empty: a
+	// follower answers writes 503, and the others answer 503 for this one's lead.
+	AdvertiseURL string
+	// CACertFile is trusted, besides the system's roots, for the leader's certificate
+	// when a follower forwards a write to an https AdvertiseURL (--cacert).
+	CACertFile string
 	// The leader election's timings; default leader's (15 s, 10 s, 2 s).
 	LeaseDuration, LeaseRenewDeadline, LeaseRetryPeriod time.Duration
 }
@@ -84,9 +98,10 @@ var routeKlog sync.Once
 // control API and the dashboard from a controller of its own, built on the state in
 // the API server and the Deployments, pods and EndpointSlices it watches. They elect a
 // leader with a Lease: the leader's controller writes (state, Deployments, counts);
-// a follower's refuses every change with store.ErrNotLeader (503 at the API) and is
-// rebuilt whenever the leader changes the state. Replicas are Kubernetes's: stopping
-// shoal leaves them running.
+// a follower's refuses every change with store.ErrNotLeader and is rebuilt whenever
+// the leader changes the state. A follower forwards the writes it receives to the
+// leader's advertised URL (forwarder); without one, it answers them 503. Replicas are
+// Kubernetes's: stopping shoal leaves them running.
 func runKube(ctx context.Context, o Options) error {
 	log := o.Logger
 	// client-go (the leader election, informers) logs through klog.
@@ -124,6 +139,24 @@ func runKube(ctx context.Context, o Options) error {
 	}
 	if o.Getenv("SHOAL_AUTH_TOKEN") == "" {
 		log.Warn("the admin token comes from the state directory: several shoal replicas need one SHOAL_AUTH_TOKEN")
+	}
+	advertise, err := checkAdvertiseURL(o.AdvertiseURL, o.TLSCertFile != "")
+	if err != nil {
+		return err
+	}
+	if advertise == "" {
+		log.Warn("no --advertise-url (SHOAL_ADVERTISE_URL): while this replica follows, writes sent to it are answered 503, and while it leads, the others cannot forward writes to it; deploy/kubernetes/shoal.yaml sets it from the pod's IP")
+	}
+	// The holder identity in the Lease carries the URL, so followers learn where the
+	// leader is from the election itself.
+	holder := leader.Holder(identity, advertise)
+	fw := &forwarder{
+		self: holder, secret: []byte(adminToken), adminToken: adminToken,
+		serverName: kubeControlService + "." + ns + ".svc",
+		log:        log.With("component", "forward"),
+	}
+	if fw.tlsConfig, err = tlsutil.ClientConfig(o.CACertFile); err != nil {
+		return fmt.Errorf("--cacert: %w", err)
 	}
 
 	// Every replica starts as a follower; the election makes one the leader.
@@ -175,6 +208,7 @@ func runKube(ctx context.Context, o Options) error {
 			return ""
 		},
 		WrapProxy: handleFromPods,
+		WrapAPI:   fw.wrap,
 		Logger:    log,
 	})
 	if err != nil {
@@ -184,6 +218,7 @@ func runKube(ctx context.Context, o Options) error {
 	if err := f.watch(sw); err != nil {
 		return err
 	}
+	fw.session = f.dash.Session // before anything serves
 	roles := &kubeRoles{
 		client: client, ns: ns, log: log,
 		store: st, sw: sw, load: f.load,
@@ -203,14 +238,16 @@ func runKube(ctx context.Context, o Options) error {
 	roles.follow(runCtx)
 	workers.Go(func() {
 		err := leader.Run(runCtx, leader.Options{
-			Client: client, Namespace: ns, Name: kubeLeaseName, Identity: identity,
+			Client: client, Namespace: ns, Name: kubeLeaseName, Identity: holder,
 			Logger:        log.With("component", "leader"),
 			LeaseDuration: o.LeaseDuration, RenewDeadline: o.LeaseRenewDeadline, RetryPeriod: o.LeaseRetryPeriod,
 			OnStart: func(lctx context.Context) { roles.lead(runCtx, lctx) },
-			OnNewLeader: func(id string) {
-				currentLeader.Store(&id)
-				if id != identity {
-					log.Info("following the leader", "leader", id)
+			OnNewLeader: func(h string) {
+				name, u := leader.ParseHolder(h)
+				currentLeader.Store(&name)
+				fw.setLeader(h, name, u)
+				if h != holder {
+					log.Info("following the leader", "leader", name, "url", u)
 				}
 			},
 		})
@@ -220,7 +257,11 @@ func runKube(ctx context.Context, o Options) error {
 	})
 	// The leader's autoscaler's live view; a follower shows the snapshot's.
 	f.start(runCtx, &workers, roles)
-	f.announce(o, fmt.Sprintf("shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s", ns, identity, proxyURL))
+	line := fmt.Sprintf("shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s", ns, identity, proxyURL)
+	if advertise != "" {
+		line += "; other shoal replicas reach this one at " + advertise
+	}
+	f.announce(o, line)
 
 	runErr := f.wait(ctx)
 
@@ -236,6 +277,33 @@ func runKube(ctx context.Context, o Options) error {
 		log.Info("stopped")
 	}
 	return runErr
+}
+
+// checkAdvertiseURL checks the URL this replica advertises to the others and returns it
+// without a trailing slash; controlTLS says whether the control API serves TLS.
+func checkAdvertiseURL(raw string, controlTLS bool) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("--advertise-url %q: %s; give the URL the other shoal replicas reach this one's control API at, such as http://$(POD_IP):8265 (deploy/kubernetes/shoal.yaml)", raw, why)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", bad("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", bad("want http:// or https://")
+	case u.Hostname() == "":
+		return "", bad("no host")
+	case u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
+		return "", bad("want a scheme, a host and a port alone")
+	case controlTLS && u.Scheme != "https":
+		return "", bad("the control API serves TLS (--tls-cert): use https://")
+	case !controlTLS && u.Scheme != "http":
+		return "", bad("the control API serves plain HTTP (no --tls-cert): use http://")
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 // handleFromPods lets replicas call the proxy's handle endpoint (/-/handle/, Ray's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"shoal/internal/config"
@@ -33,5 +34,32 @@ func TestAKubernetesStartRefusesAConfigWithoutAnImageFirst(t *testing.T) {
 	}
 	if want := file + ":4: applications[0].deployments[0].image: required on the kubernetes backend"; err.Error() != want {
 		t.Errorf("Run: %q, want %q", err, want)
+	}
+}
+
+func TestTheAdvertisedURLIsAControlAPIsBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw  string
+		controlTLS bool
+		want, err  string
+	}{
+		{"none advertises nothing", "", false, "", ""},
+		{"a pod's address is kept", "http://10.1.2.3:8265", false, "http://10.1.2.3:8265", ""},
+		{"a trailing slash is dropped", "https://shoal-0.shoal.svc:8265/", true, "https://shoal-0.shoal.svc:8265", ""},
+		{"another scheme is refused", "tcp://10.1.2.3:8265", false, "", "want http:// or https://"},
+		{"a URL without a host is refused", "http://:8265", false, "", "no host"},
+		{"a path is refused", "http://10.1.2.3:8265/api", false, "", "a scheme, a host and a port alone"},
+		{"plain HTTP to a TLS control API is refused", "http://10.1.2.3:8265", true, "", "serves TLS (--tls-cert): use https://"},
+		{"HTTPS to a plain control API is refused", "https://10.1.2.3:8265", false, "", "serves plain HTTP (no --tls-cert): use http://"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := checkAdvertiseURL(tc.raw, tc.controlTLS)
+			switch {
+			case tc.err == "" && (err != nil || got != tc.want):
+				t.Errorf("checkAdvertiseURL(%q) = %q, %v; want %q", tc.raw, got, err, tc.want)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "--advertise-url")):
+				t.Errorf("checkAdvertiseURL(%q) = %q, %v; want an error naming --advertise-url with %q", tc.raw, got, err, tc.err)
+			}
+		})
 	}
 }

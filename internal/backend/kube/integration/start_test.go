@@ -39,6 +39,7 @@ import (
 	"shoal/internal/backend/kube/kubetest"
 	"shoal/internal/config"
 	"shoal/internal/server"
+	"shoal/internal/testport"
 )
 
 // applyManifests creates, as admin, the objects of deploy/kubernetes that shoal needs
@@ -135,19 +136,25 @@ type runningShoal struct {
 var controlLine = regexp.MustCompile(`shoal: control listening on (\S+)`)
 
 // startServer runs server.Run as `shoal start --backend kubernetes --kubeconfig
-// kubeconfig [configPath]` would, with identity as its name in the election.
+// kubeconfig [configPath]` would, with identity as its name in the election, and its
+// control API on a free loopback port that it advertises to the other replicas.
 func startServer(t *testing.T, kubeconfig, configPath, identity string) *runningShoal {
 	t.Helper()
+	port, err := testport.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := &syncBuffer{}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Options{
-			ConfigPath: configPath,
-			StateDir:   t.TempDir(),
-			Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Stdout:     out,
+			ConfigPath:    configPath,
+			StateDir:      t.TempDir(),
+			DashboardPort: port,
+			Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Stdout:        out,
 			Getenv: func(k string) string {
 				if k == "SHOAL_AUTH_TOKEN" {
 					return "admin-token"
@@ -155,10 +162,11 @@ func startServer(t *testing.T, kubeconfig, configPath, identity string) *running
 				return ""
 			},
 			BackendOptions: server.BackendOptions{
-				Backend:    config.BackendKubernetes,
-				Kubeconfig: kubeconfig,
-				ProxyURL:   "http://shoal-proxy.shoal.svc:8000",
-				Identity:   identity,
+				Backend:      config.BackendKubernetes,
+				Kubeconfig:   kubeconfig,
+				ProxyURL:     "http://shoal-proxy.shoal.svc:8000",
+				Identity:     identity,
+				AdvertiseURL: fmt.Sprintf("http://127.0.0.1:%d", port),
 				// Short terms keep the takeover quick; the ratios are client-go's.
 				LeaseDuration: 3 * time.Second, LeaseRenewDeadline: 2 * time.Second, LeaseRetryPeriod: 200 * time.Millisecond,
 			},
@@ -288,8 +296,8 @@ func deploymentOf(t *testing.T, c kubernetes.Interface, ns string, k backend.Key
 // kubeconfig holding a token of deploy/kubernetes's ServiceAccount, bound to exactly its
 // Role: it deploys its start config, then a config with the Kubernetes fields through
 // the REST API, and refuses one without an image, naming the path. A second shoal
-// follows: it serves the same state, refuses changes with 503 naming the leader, and
-// leads once the first stops.
+// follows: it serves the same state, forwards the writes sent to it to the leader,
+// which applies and audits them once, and leads once the first stops.
 func TestShoalStartOnKubernetes(t *testing.T) {
 	env := kubetest.Need(t, env, startErr)
 	// The admin token of every shoal replica, from the Secret in deploy/kubernetes.
@@ -410,10 +418,56 @@ func TestShoalStartOnKubernetes(t *testing.T) {
 		}
 		return nil
 	})
-	code, retry, body := second.call(t, "POST", scale, "application/json", `{"target_num_replicas": 3}`)
-	if code != http.StatusServiceUnavailable || retry != "1" || !strings.Contains(body, "shoal-a is") {
-		t.Errorf("a scale sent to the follower: %d Retry-After %q %s; want 503, 1, naming shoal-a", code, retry, body)
+	// Writes sent to the follower are forwarded to the leader, which applies them: a
+	// scale call...
+	if code, _, body := second.call(t, "POST", scale, "application/json", `{"target_num_replicas": 3}`); code != http.StatusOK ||
+		!strings.Contains(body, `"target_num_replicas":3`) {
+		t.Fatalf("a scale sent to the follower: %d %s; want 200 with target 3", code, body)
 	}
+	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, func(d *appsv1.Deployment) error {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
+			return fmt.Errorf("spec.replicas = %v, want 3", d.Spec.Replicas)
+		}
+		return nil
+	})
+	// ...audited once, by the leader (the follower logs no refusal of its own).
+	code, _, body = first.call(t, "GET", scale, "", "")
+	var status struct {
+		Audit []struct {
+			To     int    `json:"to"`
+			Status int    `json:"status"`
+			Token  string `json:"token"`
+		} `json:"audit"`
+	}
+	if err := json.Unmarshal([]byte(body), &status); code != http.StatusOK || err != nil {
+		t.Fatalf("the leader's scale status: %d %s", code, body)
+	}
+	audited := 0
+	for _, e := range status.Audit {
+		if e.To == 3 {
+			audited++
+			if e.Status != http.StatusOK || e.Token != "admin" {
+				t.Errorf("the forwarded call was audited as %+v, want status 200 by the admin token", e)
+			}
+		}
+	}
+	if audited != 1 {
+		t.Errorf("the forwarded scale call has %d audit entries, want 1: %s", audited, body)
+	}
+	if strings.Contains(second.logs.String(), "not audited") {
+		t.Errorf("the follower handled the forwarded call itself:\n%s", second.logs.String())
+	}
+	// ...and a config change.
+	if code, _, body := second.call(t, "PUT", "/api/serve/applications/", "application/yaml",
+		strings.Replace(deployYAML, "num_replicas: 2", "num_replicas: 5", 1)); code != http.StatusOK {
+		t.Fatalf("a config sent to the follower: %d %s; want 200", code, body)
+	}
+	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, func(d *appsv1.Deployment) error {
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != 5 {
+			return fmt.Errorf("spec.replicas = %v, want 5 from the config sent to the follower", d.Spec.Replicas)
+		}
+		return nil
+	})
 
 	// The leader stops and gives the Lease up: the follower leads and writes.
 	if err := first.stop(); err != nil {
