@@ -47,6 +47,10 @@ type forwarder struct {
 	session func(*http.Request) bool
 	// adminToken replaces such a session on the forwarded request.
 	adminToken string
+	// leading, set before serving starts, reports whether this replica leads now: its
+	// own calls (the config's scalers) are then served here even if the election has
+	// not yet reported it as the new leader. nil: the reports alone decide.
+	leading func() bool
 
 	mu    sync.Mutex // serialises setLeader
 	route atomic.Pointer[leaderRoute]
@@ -147,7 +151,7 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 			}
 		}
 		route := f.route.Load()
-		if !isWrite(r) || route == nil || route.proxy == nil {
+		if !isWrite(r) || route == nil || route.proxy == nil || f.leading != nil && f.leading() {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +101,8 @@ func TestAFollowerForwardsWritesToTheLeaderAndRelaysItsAnswer(t *testing.T) {
 		c, err := r.Cookie("shoal_session")
 		return err == nil && c.Value == "valid" && r.Header.Get("X-Shoal-Dashboard") == "1"
 	}
+	var followerLeads atomic.Bool
+	followerFw.leading = followerLeads.Load
 	follower := httptest.NewServer(followerFw.wrap(fakeAPI("follower", &log)))
 	defer follower.Close()
 
@@ -199,6 +202,15 @@ func TestAFollowerForwardsWritesToTheLeaderAndRelaysItsAnswer(t *testing.T) {
 		if got := log.take(); len(got) != 0 {
 			t.Errorf("the APIs saw %q, want nothing", got)
 		}
+	})
+
+	t.Run("a replica that leads before the election reports it serves writes here", func(t *testing.T) {
+		followerLeads.Store(true)
+		defer followerLeads.Store(false)
+		if a := send(t, follower.URL, "POST", scale, "{}", nil); a.by != "follower" {
+			t.Errorf("answered by %q, want this replica", a.by)
+		}
+		log.take()
 	})
 
 	t.Run("this replica's own lead serves writes here", func(t *testing.T) {

@@ -231,6 +231,7 @@ func runKube(ctx context.Context, o Options) error {
 		cfg: cfg, cfgPath: o.ConfigPath, initialConfig: initial.Config,
 		scalers: newConfigScalers(scalerCfgs, lns.local(), f.reg, log),
 	}
+	fw.leading = roles.leading.Load
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
@@ -364,6 +365,9 @@ type kubeRoles struct {
 	terms  sync.WaitGroup // lead calls and follower terms; Add only under mu, while !closed
 
 	scaler atomic.Pointer[autoscale.Runner] // the leader's autoscaler, nil on a follower
+	// leading is set while this replica's store writes: the forwarder serves writes
+	// here then, even before the election reports this replica as the new leader.
+	leading atomic.Bool
 }
 
 // kubeTerm is one follower term: the loop that runs its backend and rebuilds its
@@ -481,6 +485,7 @@ func (r *kubeRoles) lead(runCtx, lctx context.Context) {
 	// the state may be older than the one the leader's controller loads below.
 	r.sw.detach()
 	r.store.SetLeading(true)
+	r.leading.Store(true)
 	b := kube.New(kube.Options{Client: r.client, Namespace: r.ns, Logger: r.log.With("component", "backend")})
 	var c *controller.Controller
 	err := b.WaitForSync(lctx)
@@ -520,6 +525,7 @@ func (r *kubeRoles) lead(runCtx, lctx context.Context) {
 	// Stop writing before anything else: a successor may be leading already.
 	b.SetLeading(false)
 	r.store.SetLeading(false)
+	r.leading.Store(false)
 	r.scaler.Store(nil)
 	scaling.Wait()
 	if stop != nil {
