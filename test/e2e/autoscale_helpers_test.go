@@ -210,15 +210,15 @@ func asObserve(s *shoal, app, dep string) asObs {
 	return o
 }
 
-// childReplicas returns the PIDs of the live processes whose parent is shoal (pid
-// parent) and whose environment names app/dep: the replicas as the kernel sees them,
-// whatever the API says.
+// childReplicas returns the PIDs of the live processes that shoal (pid parent) started
+// for app/dep, directly or under a supervisor of its own, and whose environment names
+// app/dep: the replicas as the kernel sees them, whatever the API says.
 func childReplicas(parent int, app, dep string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []int
+	ppids := map[int]int{} // every live process's parent
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -235,10 +235,19 @@ func childReplicas(parent int, app, dep string) []int {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) < 2 || f[0] == "Z" || f[1] != strconv.Itoa(parent) {
+		if len(f) < 2 || f[0] == "Z" {
 			continue
 		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			ppids[pid] = ppid
+		}
+	}
+	var out []int
+	for pid, ppid := range ppids {
+		if ppid != parent && ppids[ppid] != parent {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 		if err != nil {
 			continue
 		}
