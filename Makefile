@@ -8,8 +8,9 @@ STATICCHECK_VERSION := v0.8.2
 # Debian packages the tests and examples use: FastAPI/uvicorn for the seed example's
 # import_path app, requests for the Python examples, chromium for the dashboard's
 # browser tests, prometheus for the closed-loop scaler tests, wrk and nginx for the
-# benchmarks, iproute2 (ss) for the proxy load run.
-APT_PACKAGES := python3-fastapi python3-uvicorn python3-requests chromium prometheus wrk nginx-light iproute2
+# benchmarks, iproute2 (ss) for the proxy load run, curl for the dashboard's webhook
+# snippet.
+APT_PACKAGES := python3-fastapi python3-uvicorn python3-requests chromium prometheus wrk nginx-light iproute2 curl
 TEST_TIMEOUT ?= 10m
 
 .PHONY: all build run run-seed deps test fmt-check vet staticcheck gotest e2e chaos bench clean

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,11 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"shoal/internal/backend"
+	"shoal/internal/config"
 	"shoal/internal/controller"
 	"shoal/internal/store"
 )
@@ -147,9 +153,118 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	return v
 }
 
-type fixedLoad map[string]int
+// loads is the proxy's count of ongoing requests per replica, set by the test.
+type loads struct {
+	mu sync.Mutex // guards m
+	m  map[string]int
+}
 
-func (l fixedLoad) Ongoing(id string) int { return l[id] }
+func (l *loads) Ongoing(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[id]
+}
+
+func (l *loads) set(id string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m[id] = n
+}
+
+// addNamesakes gives the fake's snapshot what tells deployments apart only by their
+// application: a second scalable deployment in echo (tokenizer), and an autoscaling
+// application (ranker) whose deployment is called model, as echo's is.
+func addNamesakes(f *fakeIntents, now time.Time) {
+	f.update(func(s *controller.Snapshot) {
+		replica := func(app, dep, id string, pid int) backend.Replica {
+			return backend.Replica{
+				ID: id, Key: backend.Key{App: app, Deployment: dep}, State: backend.Running, PID: pid,
+				StartTime: now.Add(-90 * time.Second), Address: "127.0.0.1:1",
+			}
+		}
+		echo := s.App("echo")
+		echo.Deployments = append(echo.Deployments, &controller.Deployment{
+			Key: backend.Key{App: "echo", Deployment: "tokenizer"}, Name: "tokenizer",
+			Status: controller.DeploymentHealthy, StatusTrigger: "CONFIG_UPDATE_COMPLETED",
+			Config: config.Deployment{ReplicaLimit: 4}, Mode: controller.ModeExternal,
+			Target: 1, TargetSource: controller.SourceConfig,
+			Replicas: []backend.Replica{replica("echo", "tokenizer", "r-tok-1", 4301)},
+		})
+		s.Applications = append(s.Applications, &controller.Application{
+			Name: "ranker", RoutePrefix: "/ranker", Status: controller.AppRunning, Ingress: "model",
+			Deployments: []*controller.Deployment{{
+				Key: backend.Key{App: "ranker", Deployment: "model"}, Name: "model",
+				Status: controller.DeploymentHealthy, StatusTrigger: "CONFIG_UPDATE_COMPLETED",
+				Config: config.Deployment{ReplicaLimit: 1000}, Mode: controller.ModeAutoscaling,
+				Target: 2, TargetSource: controller.SourceAutoscaler,
+				Autoscaling: &controller.AutoscalingDetail{Decision: 2, WindowAverage: 3.5, Queued: 1, PendingTarget: 2},
+				Replicas:    []backend.Replica{replica("ranker", "model", "r-rank-1", 4401), replica("ranker", "model", "r-rank-2", 4402)},
+			}},
+		})
+	})
+}
+
+// axNode is an element of the page as the accessibility tree (what a screen reader
+// reads) has it.
+type axNode struct {
+	role, name string
+	backend    cdp.BackendNodeID
+}
+
+// axButtons returns the page's buttons and spin buttons that a screen reader can
+// reach, with the names the browser computed for them.
+func axButtons(t *testing.T, ctx context.Context) []axNode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	// The document by its JavaScript object: DOM.getDocument would renumber the DOM
+	// nodes chromedp's own queries hold.
+	doc, err := chromedp.Run(ctx, chromedp.Evaluate[*runtime.RemoteObject](`document`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []axNode
+	for _, role := range []string{"button", "spinbutton"} {
+		res, err := chromedp.Call(ctx, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{ObjectID: doc.ObjectID, Role: role})
+		if err != nil {
+			t.Fatalf("querying the accessibility tree for %ss: %v", role, err)
+		}
+		for _, n := range res.Nodes {
+			if n.Ignored || n.Name == nil {
+				continue
+			}
+			var name string
+			_ = json.Unmarshal([]byte(n.Name.Value), &name)
+			out = append(out, axNode{role: role, name: name, backend: n.BackendDOMNodeID})
+		}
+	}
+	return out
+}
+
+// byName finds the one element with role whose accessible name is name, and runs fn
+// (a JavaScript function) on it with this bound to the element.
+func byName(t *testing.T, ctx context.Context, role, name, fn string) {
+	t.Helper()
+	var found []axNode
+	for _, n := range axButtons(t, ctx) {
+		if n.role == role && n.name == name {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d %ss are named %q, want exactly one", len(found), role, name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	obj, err := chromedp.Call(ctx, dom.ResolveNode, dom.ResolveNodeParams{BackendNodeID: found[0].backend})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := func(p *runtime.CallFunctionOnParams) { p.ObjectID = obj.Object.ObjectID }
+	if _, err := chromedp.Run(ctx, chromedp.CallFunctionOn[chromedp.Void](fn, on)); err != nil {
+		t.Fatalf("acting on the %s %q: %v", role, name, err)
+	}
+}
 
 // seedHistory gives the charts and the audit log the last 25 minutes of a deployment
 // that an external scaler moved up and down, so the layout is checked on a lived-in page.
@@ -212,9 +327,10 @@ func TestBrowser(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(logDir, "echo", "model", "r-echo-1.log"), []byte(logText), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	addNamesakes(f, now)
+	load := &loads{m: map[string]int{"r-echo-1": 3, "r-echo-2": 1}}
 	d := New(Options{
-		Intents: f, AdminToken: testAdminToken, LogDir: logDir,
-		Load: fixedLoad{"r-echo-1": 3, "r-echo-2": 1},
+		Intents: f, AdminToken: testAdminToken, LogDir: logDir, Load: load,
 	})
 	seedHistory(d, f, now)
 	runCtx, stopRun := context.WithCancel(context.Background())
@@ -312,6 +428,51 @@ func TestBrowser(t *testing.T) {
 		waitJS(t, ctx, "live updates are on", `document.querySelector("#live .live-text").textContent === "Live"`)
 	})
 
+	// ongoing reads the Ongoing cell of a replica's row.
+	ongoing := func(id string) string {
+		return `(() => {
+  for (const tr of document.querySelectorAll(".table-replicas tbody tr")) {
+    const c = tr.querySelector("code");
+    if (c && c.textContent === ` + jsString(id) + `) return tr.querySelector('td[data-label="Ongoing"]').textContent;
+  }
+  return "no row";
+})()`
+	}
+
+	step("see each deployment's mode and each replica's ongoing requests", func(t *testing.T) {
+		modes := map[string]string{ // selector → the mode it shows
+			`section[data-app="echo"] .app-title .chip-mode`:                        "external",
+			`section[data-app="files"] .app-title .chip-mode`:                       "fixed",
+			`section[data-app="ranker"] .app-title .chip-mode`:                      "autoscaling",
+			`article[data-app="echo"][data-dep="model"] .dep-header .chip-mode`:     "external",
+			`article[data-app="echo"][data-dep="tokenizer"] .dep-header .chip-mode`: "external",
+			`article[data-app="ranker"][data-dep="model"] .dep-header .chip-mode`:   "autoscaling",
+			`article[data-app="files"][data-dep="static"] .dep-header .chip-mode`:   "fixed",
+		}
+		for sel, want := range modes {
+			if got := eval[string](t, ctx, `(document.querySelector(`+jsString(sel)+`) || {textContent: "none"}).textContent`); got != want {
+				t.Errorf("%s shows %q, want %q", sel, got, want)
+			}
+		}
+		ranker := `article[data-app="ranker"][data-dep="model"]`
+		if got, want := eval[string](t, ctx, `document.querySelector(`+jsString(ranker+" .autoscaler")+`).textContent`), "Autoscaler wants 2 · 3.5 ongoing on average · 1 queued"; got != want {
+			t.Errorf("the autoscaling deployment shows %q, want %q", got, want)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll(`+jsString(ranker+" form.scale")+`).length`); n != 0 {
+			t.Errorf("the autoscaling deployment has %d scale controls, want none", n)
+		}
+		if got := eval[string](t, ctx, `document.querySelector(`+jsString(ranker+" .table-replicas thead")+`).textContent`); !strings.Contains(got, "Ongoing") {
+			t.Errorf("the replicas table has no Ongoing column: %q", got)
+		}
+		for id, want := range map[string]string{"r-echo-1": "3", "r-echo-2": "1", "r-tok-1": "0"} {
+			if got := eval[string](t, ctx, ongoing(id)); got != want {
+				t.Errorf("replica %s shows %s ongoing requests, want %s", id, got, want)
+			}
+		}
+		load.set("r-echo-2", 7)
+		waitJS(t, ctx, "r-echo-2 shows its 7 ongoing requests", ongoing("r-echo-2")+` === "7"`)
+	})
+
 	step("reveal and copy the token", func(t *testing.T) {
 		value := echo + " .token-value"
 		if got := eval[string](t, ctx, `document.querySelector(`+jsString(value)+`).textContent`); strings.Contains(got, "shoal_app") {
@@ -342,6 +503,18 @@ func TestBrowser(t *testing.T) {
 				t.Errorf("the curl snippet %q lacks %q", snippet, want)
 			}
 		}
+
+		// Open the snippets and copy the curl lines, as a person would.
+		do(t, ctx, chromedp.Click(chromedp.CSS(model+" details.snippets summary")))
+		byName(t, ctx, "button", "Copy the curl command for echo/model", `function () { this.click() }`)
+		waitJS(t, ctx, "the page says the snippet was copied", `document.querySelector("#toast").textContent === "Copied, with the token of echo"`)
+		want := `curl -X POST http://127.0.0.1:8000/api/v1/applications/echo/deployments/model/scale \
+  -H "Authorization: Bearer shoal_app_first_secret_0001" \
+  -H "Content-Type: application/json" \
+  -d '{"target_num_replicas": 2}'`
+		if got := eval[string](t, ctx, `navigator.clipboard.readText()`); got != want {
+			t.Fatalf("the clipboard holds\n%s\nwant\n%s", got, want)
+		}
 	})
 
 	step("rotate the token after confirming", func(t *testing.T) {
@@ -353,6 +526,21 @@ func TestBrowser(t *testing.T) {
 		}
 		do(t, ctx, chromedp.Click(chromedp.CSS(echo+` [data-action="show-token"]`)))
 		waitJS(t, ctx, "the token hides again", `document.querySelector(`+jsString(echo+" .token-value")+`).dataset.masked === "true"`)
+
+		// With the token hidden the snippet shows a placeholder; its copy still holds
+		// the (new) token.
+		if got := eval[string](t, ctx, `document.querySelector(`+jsString(model+"-py")+`).textContent`); !strings.Contains(got, "Bearer $SHOAL_TOKEN") {
+			t.Errorf("the hidden token shows in the Python snippet:\n%s", got)
+		}
+		eval[bool](t, ctx, `(() => { document.querySelector("#toast").textContent = ""; return true })()`)
+		byName(t, ctx, "button", "Copy the Python code for echo/model", `function () { this.click() }`)
+		waitJS(t, ctx, "the page says the snippet was copied", `document.querySelector("#toast").textContent === "Copied, with the token of echo"`)
+		got := eval[string](t, ctx, `navigator.clipboard.readText()`)
+		for _, want := range []string{`"Bearer shoal_app_rotated_secret_0001"`, `json={"target_num_replicas": 2}`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the copied Python code lacks %s:\n%s", want, got)
+			}
+		}
 	})
 
 	step("scale from the control and watch the page follow", func(t *testing.T) {
@@ -386,6 +574,55 @@ func TestBrowser(t *testing.T) {
 		do(t, ctx, chromedp.Click(chromedp.CSS(model+` button[data-replica="r-echo-1"]`)))
 		waitJS(t, ctx, "the log shows", `document.querySelector(`+jsString(model+" .logs-text")+`).textContent === `+jsString(logText))
 		// The log stays open for the layout check.
+	})
+
+	step("every control is named for its deployment or replica", func(t *testing.T) {
+		// Closed snippets are hidden from screen readers too; open them all.
+		eval[bool](t, ctx, `(() => { document.querySelectorAll("details.snippets").forEach(d => d.open = true); return true })()`)
+		seen := map[string]int{}
+		for _, n := range axButtons(t, ctx) {
+			seen[n.role+" "+n.name]++
+		}
+		for name, n := range seen {
+			if n > 1 {
+				t.Errorf("%d controls are named %q: a screen reader cannot tell them apart", n, name)
+			}
+		}
+		for _, bare := range []string{"Scale", "Refresh", "Log", "Copy", "Show", "Rotate", ""} {
+			if seen["button "+bare] > 0 {
+				t.Errorf("a button is named just %q", bare)
+			}
+		}
+		for _, want := range []string{
+			"button Scale echo/model", "button Scale echo/tokenizer",
+			"spinbutton Target replicas of echo/model (0–10)", "spinbutton Target replicas of echo/tokenizer (0–4)",
+			"button Copy the curl command for echo/model", "button Copy the curl command for echo/tokenizer",
+			"button Show the log of replica r-echo-1", "button Show the log of replica r-rank-1",
+			"button Refresh the log of replica r-echo-1", "button Close the log of replica r-echo-1",
+		} {
+			if seen[want] != 1 {
+				t.Errorf("no control is named %q", want)
+			}
+		}
+		eval[bool](t, ctx, `(() => { document.querySelectorAll("details.snippets").forEach(d => d.open = false); return true })()`)
+
+		// Scale the other deployment by its names alone.
+		byName(t, ctx, "spinbutton", "Target replicas of echo/tokenizer (0–4)", `function () { this.focus(); this.select() }`)
+		do(t, ctx, chromedp.KeyEvent("3"))
+		byName(t, ctx, "button", "Scale echo/tokenizer", `function () { this.click() }`)
+		waitJS(t, ctx, "tokenizer's control shows the answer",
+			`document.querySelector('article[data-dep="tokenizer"] .scale-result').textContent === "Target set to 3 (was 1)."`)
+		if call, _ := f.lastSet(); call != (setCall{"echo", "tokenizer", 3, controller.SourceWebhook}) {
+			t.Fatalf("the last scale call was %+v, want echo/tokenizer to 3", call)
+		}
+
+		// Refresh the open log by its name: it shows what the replica wrote since.
+		more := logText + "GET /echo/again 200 0.9ms\n"
+		if err := os.WriteFile(filepath.Join(logDir, "echo", "model", "r-echo-1.log"), []byte(more), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		byName(t, ctx, "button", "Refresh the log of replica r-echo-1", `function () { this.click() }`)
+		waitJS(t, ctx, "the refreshed log shows", `document.querySelector(`+jsString(model+" .logs-text")+`).textContent === `+jsString(more))
 	})
 
 	// The README's pictures are of a real shoal (test/e2e); here the lived-in page only

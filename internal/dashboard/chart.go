@@ -55,8 +55,10 @@ type chartEvent struct {
 }
 
 // buildChart draws samples and audit entries over the span ending at now. span is
-// clamped to [minChartSpan, historyWindow].
-func buildChart(dep string, samples []sample, audit []store.AuditEntry, span time.Duration, now time.Time) chartView {
+// clamped to [minChartSpan, historyWindow]. name is the deployment as the chart's
+// accessible name calls it ("app/deployment", as deployment names repeat across
+// applications).
+func buildChart(name string, samples []sample, audit []store.AuditEntry, span time.Duration, now time.Time) chartView {
 	span = min(max(span, minChartSpan), historyWindow)
 	// Round the span up to whole minutes so the axis labels read well.
 	span = ((span + time.Minute - 1) / time.Minute) * time.Minute
@@ -120,7 +122,7 @@ func buildChart(dep string, samples []sample, audit []store.AuditEntry, span tim
 		c.Events = append(c.Events, ev)
 	}
 
-	c.Label = fmt.Sprintf("Target and running replicas of %s over the last %s", dep, spanText(span))
+	c.Label = fmt.Sprintf("Target and running replicas of %s over the last %s", name, spanText(span))
 	if n := len(samples); n > 0 {
 		c.Label += fmt.Sprintf("; now target %d, running %d", samples[n-1].target, samples[n-1].running)
 	}

@@ -194,7 +194,7 @@ func (d *Dashboard) depView(s *controller.Snapshot, a *controller.Application, d
 	}
 	span = min(max(span, minChartSpan), historyWindow)
 	span = ((span + time.Minute - 1) / time.Minute) * time.Minute
-	dv.Chart = buildChart(dep.Name, d.hist.samples(key, now.Add(-span)), entries, span, now)
+	dv.Chart = buildChart(a.Name+"/"+dep.Name, d.hist.samples(key, now.Add(-span)), entries, span, now)
 	return dv
 }
 

@@ -348,6 +348,40 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	b.wait(20*time.Second, "the page shows 3 running", running()+` === "3"`)
 	pace()
 
+	// Copy the page's curl lines for the webhook and run them as they are. They carry
+	// the token shown and the target the page was loaded with (2).
+	_, err = exec.LookPath("curl")
+	needTool(t, "curl (to run the dashboard's webhook snippet)", err == nil)
+	b.do(chromedp.Click(chromedp.CSS(model + " details.snippets summary")))
+	b.do(chromedp.Click(chromedp.CSS(model + ` [data-action="copy-snippet"][data-snippet$="-curl"]`)))
+	b.wait(10*time.Second, "the snippet is copied", `document.querySelector("#toast").textContent === "Copied, with the token of echo"`)
+	snippet := b.str(`navigator.clipboard.readText()`)
+	for _, want := range []string{s.proxyURL() + "/api/v1/applications/echo/deployments/model/scale", "Bearer " + shown, `"target_num_replicas": 2`} {
+		if !strings.Contains(snippet, want) {
+			t.Fatalf("the copied snippet lacks %q:\n%s", want, snippet)
+		}
+	}
+	// curl reads $CURL_HOME/.curlrc: there it is told to print the status code after
+	// the body, so the copied lines run unchanged.
+	curlHome := t.TempDir()
+	writeFile(t, curlHome, ".curlrc", "silent\nshow-error\nwrite-out = \"\\n%{http_code}\"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sh := exec.CommandContext(ctx, "sh", "-c", snippet)
+	sh.Env = append(cleanEnv(), "CURL_HOME="+curlHome)
+	out, err := sh.CombinedOutput()
+	cancel()
+	if err != nil {
+		t.Fatalf("running the copied snippet: %v\n%s", err, out)
+	}
+	answer := strings.TrimSpace(string(out))
+	body, code := answer[:max(strings.LastIndexByte(answer, '\n'), 0)], answer[strings.LastIndexByte(answer, '\n')+1:]
+	if code != "200" || !strings.Contains(body, `"previous_target_num_replicas":3`) {
+		t.Fatalf("the copied snippet answered %s %s, want 200 with the previous target 3", code, body)
+	}
+	s.running("echo", "model", 2)
+	b.wait(20*time.Second, "the page shows 2 running", running()+` === "2"`)
+	pace()
+
 	// Rotate it: the old token is refused at once, the new one works.
 	b.do(chromedp.Click(chromedp.CSS(echo + ` [data-action="rotate-token"]`)))
 	b.wait(10*time.Second, "the new token shows", `document.querySelector(`+q(echo+" .token-value")+`).textContent !== `+q(shown))

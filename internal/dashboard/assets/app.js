@@ -298,6 +298,9 @@
     const pre = panel.querySelector('.logs-text');
     panel.dataset.replica = replica;
     panel.querySelector('.logs-title').textContent = 'Log of replica ' + replica + ' (last lines)';
+    // Each deployment has these buttons; their names say whose log they act on.
+    panel.querySelector('[data-action="logs-refresh"]').setAttribute('aria-label', 'Refresh the log of replica ' + replica);
+    panel.querySelector('[data-action="logs-close"]').setAttribute('aria-label', 'Close the log of replica ' + replica);
     panel.hidden = false;
     pre.textContent = 'Loading…';
     const q = new URLSearchParams({ app: dep.dataset.app, dep: dep.dataset.dep, replica: replica });
