@@ -61,6 +61,7 @@ type leaderRoute struct {
 	holder string
 	proxy  *httputil.ReverseProxy // nil: serve here (this replica leads, or no URL)
 	tr     *http.Transport
+	target *url.URL // the leader's control API; nil with proxy
 }
 
 // setLeader records the holder of the Lease (leader.Holder: name and URL).
@@ -78,6 +79,7 @@ func (f *forwarder) setLeader(holder, name, rawURL string) {
 				"leader", name, "url", rawURL, "err", err)
 		} else {
 			r.tr, r.proxy = f.newProxy(target, name)
+			r.target = target
 		}
 	}
 	if old := f.route.Swap(r); old != nil && old.tr != nil {

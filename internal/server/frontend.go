@@ -114,7 +114,11 @@ type frontendOptions struct {
 	// WrapAPI, when set, wraps the control API and the proxy's scale webhook (on
 	// Kubernetes, the forwarder that sends a follower's writes to the leader).
 	WrapAPI func(http.Handler) http.Handler
-	Logger  *slog.Logger
+	// WrapControl, when set, wraps everything the control listener serves, outside
+	// WrapAPI: routes that shoal replicas call on each other (on Kubernetes, the load
+	// reports), which are not the API's.
+	WrapControl func(http.Handler) http.Handler
+	Logger      *slog.Logger
 }
 
 // autoscalingDetail is the autoscaler's live view, which the API shows in place of the
@@ -240,8 +244,12 @@ func (f *frontend) start(ctx context.Context, workers *sync.WaitGroup, autoscali
 	idle := config.Seconds(f.o.HTTPOptions.KeepAliveTimeoutS)
 	proxySrv, proxyFast := proxyServer(f.proxy, f.o.WrapProxy, l.proxy, idle, f.log)
 	f.proxyFast = proxyFast
+	control := f.wrapAPI(f.api)
+	if f.o.WrapControl != nil {
+		control = f.o.WrapControl(control)
+	}
 	f.servers = []served{{proxySrv, proxyFast}, {&http.Server{
-		Handler:           f.wrapAPI(f.api),
+		Handler:           control,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 	}, l.control}}

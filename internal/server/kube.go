@@ -158,6 +158,9 @@ func runKube(ctx context.Context, o Options) error {
 	if fw.tlsConfig, err = tlsutil.ClientConfig(o.CACertFile); err != nil {
 		return fmt.Errorf("--cacert: %w", err)
 	}
+	// The leader's autoscaler counts the load on every shoal replica's proxy: its own
+	// (set once the proxy exists) and the followers' reports (see loadshare.go).
+	shared := newSharedLoad(nil, holder, []byte(adminToken), log.With("component", "load"))
 
 	// Every replica starts as a follower; the election makes one the leader.
 	st := store.NewKube(client, ns, kubeStoreName)
@@ -207,9 +210,10 @@ func runKube(ctx context.Context, o Options) error {
 			}
 			return ""
 		},
-		WrapProxy: handleFromPods,
-		WrapAPI:   fw.wrap,
-		Logger:    log,
+		WrapProxy:   handleFromPods,
+		WrapAPI:     fw.wrap,
+		WrapControl: shared.wrap,
+		Logger:      log,
 	})
 	if err != nil {
 		return err
@@ -219,9 +223,10 @@ func runKube(ctx context.Context, o Options) error {
 		return err
 	}
 	fw.session = f.dash.Session // before anything serves
+	shared.local = f.load       // before anything serves
 	roles := &kubeRoles{
 		client: client, ns: ns, log: log,
-		store: st, sw: sw, load: f.load,
+		store: st, sw: sw, load: shared,
 		controllerOptions: controller.Options{
 			Store:     st,
 			Logger:    log.With("component", "controller"),
@@ -256,6 +261,13 @@ func runKube(ctx context.Context, o Options) error {
 			log.Error("leader election stopped", "err", err)
 		}
 	})
+	reporter := &loadReporter{
+		self: holder, secret: []byte(adminToken),
+		route: fw.route.Load, leading: roles.leading.Load,
+		snap: sw.Snapshot, load: f.load, queued: f.proxy.Queued,
+		log: log.With("component", "load"),
+	}
+	workers.Go(func() { reporter.run(runCtx, loadReportPeriod, loadReportWatch) })
 	// The leader's autoscaler's live view; a follower shows the snapshot's.
 	f.start(runCtx, &workers, roles)
 	line := fmt.Sprintf("shoal: kubernetes namespace %s, as %s; replicas reach the proxy at %s", ns, identity, proxyURL)

@@ -129,11 +129,15 @@ func (b *syncBuffer) String() string {
 // runningShoal is one `shoal start --backend kubernetes`, run in this process.
 type runningShoal struct {
 	control string      // the control API's URL
+	proxy   string      // the proxy's URL
 	logs    *syncBuffer // its log
 	stop    func() error
 }
 
-var controlLine = regexp.MustCompile(`shoal: control listening on (\S+)`)
+var (
+	controlLine = regexp.MustCompile(`shoal: control listening on (\S+)`)
+	proxyLine   = regexp.MustCompile(`shoal: proxy listening on (\S+)`)
+)
 
 // startServer runs server.Run as `shoal start --backend kubernetes --kubeconfig
 // kubeconfig [configPath]` would, with identity as its name in the election, and its
@@ -206,6 +210,9 @@ func startServer(t *testing.T, kubeconfig, configPath, identity string) *running
 			return fmt.Errorf("no control address yet in %q", out.String())
 		}
 		s.control = m[1]
+		if m := proxyLine.FindStringSubmatch(out.String()); m != nil {
+			s.proxy = m[1]
+		}
 		return nil
 	})
 	return s
