@@ -154,8 +154,8 @@ func supervise(parent string) int {
 			case unix.SIGTERM, unix.SIGINT:
 				_ = unix.Kill(-pid, s.(syscall.Signal))
 			case unix.SIGPIPE:
-				// A write to a pipe whose reader is gone (shoal's log): not a reason to
-				// end; the lifeline tells whether shoal is gone.
+				// A write to the status pipe after shoal is gone: not a reason to end
+				// before the group is killed, which the lifeline sees to.
 			default:
 				_ = unix.Kill(-pid, unix.SIGKILL)
 			}
