@@ -66,9 +66,9 @@ const (
 // Any binary that contains this package can run as a supervisor: the backend starts
 // the binary it runs in (/proc/self/exe), and this takes over before main or TestMain.
 // The package initialisers that run before this one are most of a supervisor's cost.
-// Measured with the shoal binary (2 cores, under load): 15-20 ms more to start a
-// replica than a plain fork and exec, and about 4.5 MiB of private memory per replica
-// (35 MiB RSS, nearly all of it the binary's pages, shared by every supervisor).
+// Measured with the shoal binary (2 shared cores): 12-20 ms more to start a replica
+// than a plain fork and exec, and about 4.5 MiB of private memory per replica (35 MiB
+// RSS, nearly all of it the binary's pages, shared by every supervisor).
 func init() {
 	if len(os.Args) == 3 && os.Args[0] == supervisorArg0 {
 		os.Exit(supervise(os.Args[1]))
@@ -202,7 +202,9 @@ func supervisorCmd(replica *exec.Cmd, id string) (sup *exec.Cmd, s *supervised, 
 	}
 	sup = &exec.Cmd{
 		// /proc/self/exe, not os.Executable: it is the running binary even when the
-		// file was replaced or deleted by an upgrade since shoal started.
+		// file was replaced or deleted by an upgrade since shoal started. The kernel
+		// names the process "exe" after it, so `pkill shoal` ends shoal alone and its
+		// supervisors still clean up after it.
 		Path:       "/proc/self/exe",
 		Args:       []string{supervisorArg0, strconv.Itoa(os.Getpid()), id},
 		Dir:        replica.Dir,
