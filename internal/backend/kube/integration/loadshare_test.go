@@ -64,7 +64,7 @@ func TestARequestOnAFollowerScalesTheLeadersDeploymentFromZero(t *testing.T) {
 		}
 	}
 
-	startServer(t, kubeconfig, startFile, "shoal-a")
+	first := startServer(t, kubeconfig, startFile, "shoal-a")
 	deploymentOf(t, env.Client, ns, k, replicasAre(0))
 	second := startServer(t, kubeconfig, startFile, "shoal-b")
 	// The follower routes to the application once its view has it (its proxy answers
@@ -82,6 +82,13 @@ func TestARequestOnAFollowerScalesTheLeadersDeploymentFromZero(t *testing.T) {
 	})
 	if !strings.Contains(second.logs.String(), "following the leader") {
 		t.Fatalf("shoal-b is not following:\n%s", second.logs.String())
+	}
+
+	// The reports' route refuses a report without the proof every shoal replica makes
+	// with the admin token, even with that token as a bearer.
+	forged := `{"replica":"intruder@http://192.0.2.9:8265","deployments":[{"app":"shop","deployment":"web","ongoing":0,"queued":50}]}`
+	if code, _, body := first.call(t, "POST", "/-/shoal/load", "application/json", forged); code != http.StatusForbidden {
+		t.Errorf("a load report without a proof: %d %s; want 403", code, body)
 	}
 
 	// Nothing runs and nothing asks: the leader leaves the deployment at 0.
