@@ -445,14 +445,17 @@ func TestReplicaIgnoringSIGTERMIsKilledWhenTheGracefulTimeoutRunsOut(t *testing.
 func TestStoppingOrCrashingReplicaTakesItsChildrenAlong(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		mode    string
-		delayMS string // replica exits on its own after this; "" = stopped by a scale-down
+		name string
+		mode string
+		// The replica exits on its own this long after it started its child, long
+		// enough for the test to see both alive on a loaded machine; "" = stopped by
+		// a scale-down.
+		delayMS string
 	}{
 		{name: "a stopped replica's child dies with it", mode: modeSpawnChild},
-		{name: "a crashed replica's child dies with it", mode: modeSpawnChild, delayMS: "1000"},
+		{name: "a crashed replica's child dies with it", mode: modeSpawnChild, delayMS: "3000"},
 		{name: "a stopped replica's child that ignores SIGTERM dies with it", mode: modeIgnoredChild},
-		{name: "a crashed replica's child reparented by a double fork dies with it", mode: modeDoubleFork, delayMS: "1000"},
+		{name: "a crashed replica's child reparented by a double fork dies with it", mode: modeDoubleFork, delayMS: "3000"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
