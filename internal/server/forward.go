@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,11 +21,16 @@ import (
 
 // Headers of a write that a follower forwards to the leader. The leader takes the
 // client's address from them (for the rate limit of failed authentications and the
-// audit log) only when the proof matches: an HMAC of the address with the admin token,
-// which every shoal replica shares and clients never send.
+// audit log) only when the proof matches: an HMAC, keyed by the admin token that every
+// shoal replica shares and clients never send, of the address, the request's method
+// and path, and the time it was forwarded. A proof seen on the wire is good for that
+// method and path only, and for forwardedProofLife.
 const (
 	forwardedForHeader   = "X-Shoal-Forwarded-For"
+	forwardedAtHeader    = "X-Shoal-Forwarded-At"
 	forwardedProofHeader = "X-Shoal-Forwarded-Proof"
+	// forwardedProofLife bounds the age of a proof (and the replicas' clock skew).
+	forwardedProofLife = 30 * time.Second
 )
 
 // forwarder lets any shoal replica accept writes on Kubernetes: a follower sends each
@@ -109,8 +115,10 @@ func (f *forwarder) newProxy(target *url.URL, name string) (*http.Transport, *ht
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			client := pr.In.Header.Get(forwardedForHeader)
+			at := strconv.FormatInt(time.Now().Unix(), 10)
 			pr.Out.Header.Set(forwardedForHeader, client)
-			pr.Out.Header.Set(forwardedProofHeader, f.proof(client))
+			pr.Out.Header.Set(forwardedAtHeader, at)
+			pr.Out.Header.Set(forwardedProofHeader, f.proof(client, pr.In.Method, pr.In.URL.Path, at))
 		},
 		Transport: tr,
 		ErrorLog:  slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
@@ -125,21 +133,23 @@ func (f *forwarder) newProxy(target *url.URL, name string) (*http.Transport, *ht
 	}
 }
 
-// proof is the HMAC of a forwarded client address.
-func (f *forwarder) proof(client string) string {
+// proof is the HMAC of a forwarded request's client address, method, path and time
+// (Unix seconds).
+func (f *forwarder) proof(client, method, path, at string) string {
 	m := hmac.New(sha256.New, f.secret)
-	m.Write([]byte("shoal forwarded for " + client))
+	m.Write([]byte("shoal forwarded for " + client + "\n" + method + " " + path + "\n" + at))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // wrap forwards next's writes to the leader while this replica follows.
 func (f *forwarder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(forwardedForHeader) != "" || r.Header.Get(forwardedProofHeader) != "" {
+		if r.Header.Get(forwardedForHeader) != "" || r.Header.Get(forwardedProofHeader) != "" || r.Header.Get(forwardedAtHeader) != "" {
 			client, ok := f.forwardedClient(r)
 			r2 := *r
 			r2.Header = r.Header.Clone()
 			r2.Header.Del(forwardedForHeader)
+			r2.Header.Del(forwardedAtHeader)
 			r2.Header.Del(forwardedProofHeader)
 			r = &r2
 			if ok {
@@ -176,12 +186,19 @@ func (f *forwarder) wrap(next http.Handler) http.Handler {
 // forwardedClient returns the client address of a request forwarded by a replica, and
 // whether its proof holds.
 func (f *forwarder) forwardedClient(r *http.Request) (string, bool) {
-	client := r.Header.Get(forwardedForHeader)
+	client, at := r.Header.Get(forwardedForHeader), r.Header.Get(forwardedAtHeader)
 	got, err := hex.DecodeString(r.Header.Get(forwardedProofHeader))
 	if client == "" || err != nil || len(f.secret) == 0 {
 		return "", false
 	}
-	want, _ := hex.DecodeString(f.proof(client))
+	sec, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	if age := time.Since(time.Unix(sec, 0)); age > forwardedProofLife || age < -forwardedProofLife {
+		return "", false
+	}
+	want, _ := hex.DecodeString(f.proof(client, r.Method, r.URL.Path, at))
 	return client, hmac.Equal(got, want)
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,11 +162,20 @@ func TestAFollowerForwardsWritesToTheLeaderAndRelaysItsAnswer(t *testing.T) {
 	}
 
 	t.Run("the leader takes the client's address from a replica's proof only", func(t *testing.T) {
-		proof := leaderFw.proof("203.0.113.9")
-		send(t, leaderSrv.URL, "POST", scale, "", map[string]string{forwardedForHeader: "203.0.113.9", forwardedProofHeader: proof})
-		send(t, leaderSrv.URL, "POST", scale, "", map[string]string{forwardedForHeader: "203.0.113.9", forwardedProofHeader: newForwarder("", "other").proof("203.0.113.9")})
+		now := strconv.FormatInt(time.Now().Unix(), 10)
+		old := strconv.FormatInt(time.Now().Add(-time.Minute).Unix(), 10)
+		headers := func(proof, at string) map[string]string {
+			return map[string]string{forwardedForHeader: "203.0.113.9", forwardedAtHeader: at, forwardedProofHeader: proof}
+		}
+		send(t, leaderSrv.URL, "POST", scale, "", headers(leaderFw.proof("203.0.113.9", "POST", scale, now), now))
+		// Another key; a proof for another path; a proof a minute old.
+		send(t, leaderSrv.URL, "POST", scale, "", headers(newForwarder("", "other").proof("203.0.113.9", "POST", scale, now), now))
+		send(t, leaderSrv.URL, "POST", scale, "", headers(leaderFw.proof("203.0.113.9", "POST", "/api/v1/other", now), now))
+		send(t, leaderSrv.URL, "POST", scale, "", headers(leaderFw.proof("203.0.113.9", "POST", scale, old), old))
 		want := []string{
 			`leader POST ` + scale + ` from 203.0.113.9 auth "" body "" forwarded ""`,
+			`leader POST ` + scale + ` from 127.0.0.1 auth "" body "" forwarded ""`,
+			`leader POST ` + scale + ` from 127.0.0.1 auth "" body "" forwarded ""`,
 			`leader POST ` + scale + ` from 127.0.0.1 auth "" body "" forwarded ""`,
 		}
 		if got := log.take(); strings.Join(got, "\n") != strings.Join(want, "\n") {
