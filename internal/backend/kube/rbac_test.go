@@ -172,6 +172,17 @@ func TestTheManifestsRoleIsEnough(t *testing.T) {
 				t.Fatalf("Audit(a, %q) = %v, %v; want the entry to %d", dep, es, err, to)
 			}
 		}
+		// The application is deleted: its audit ConfigMap goes with it, which the Role
+		// must allow.
+		if err := k.Save(&store.State{Config: []byte(`{"applications":[]}`), Apps: map[string]*store.AppState{}, Tokens: map[string]*store.Token{}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.DropAudit("a"); err != nil {
+			t.Fatalf("DropAudit under the manifests' Role: %v", err)
+		}
+		if es, err := k.Audit("a", "d", 1); err != nil || len(es) != 0 {
+			t.Fatalf("after the application was deleted, Audit(a, d) = %v, %v; want nothing", es, err)
+		}
 	})
 
 	t.Run("the leader election takes the Lease", func(t *testing.T) {
