@@ -39,6 +39,11 @@ type Metrics struct {
 	crashes       *prometheus.CounterVec   // application, deployment
 	scaleLatency  *prometheus.HistogramVec // application, deployment
 
+	// leading reports whether this replica leads; Run counts the autoscaler's and the
+	// deploys' scale requests only then. nil: always (one shoal process). Set by
+	// SetLeading before Run.
+	leading func() bool
+
 	// children is a copy-on-write map of the request metrics already resolved for a
 	// (application, deployment, code) triple, so the hot path reads it without a lock
 	// and without building a label slice.
@@ -150,6 +155,14 @@ func (m *Metrics) resolve(k requestKey) requestChildren {
 	next[k] = c
 	m.children.Store(&next)
 	return c
+}
+
+// SetLeading makes Run count the target changes of the autoscaler and of deploys only
+// while leading reports true. With several shoal replicas (Kubernetes), every replica's
+// snapshots show the leader's changes, so without it each replica would count them
+// again and a sum over replicas would be too high. Call it before Run.
+func (m *Metrics) SetLeading(leading func() bool) {
+	m.leading = leading
 }
 
 // ObserveScale records one request to change app/dep's target: source is who asked

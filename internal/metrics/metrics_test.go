@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +376,42 @@ shoal_scale_requests_total{application="a",deployment="d",result="ok",source="co
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shoal_scale_requests_total"); err != nil {
 		t.Error(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+func TestRunCountsTheAutoscalersAndDeploysChangesOnlyWhileLeading(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	var leading atomic.Bool
+	m.SetLeading(leading.Load)
+	src := newFakeSource(sourced(snap(0, dep{"a", "d", 1, nil}), controller.SourceConfig))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, src) }()
+
+	// A follower's snapshots show the leader's changes: not counted here.
+	for _, s := range []*controller.Snapshot{
+		sourced(snap(1*time.Second, dep{"a", "d", 3, nil}), controller.SourceAutoscaler),
+		sourced(snap(2*time.Second, dep{"a", "d", 2, nil}), controller.SourceConfig),
+	} {
+		eventually(t, 5*time.Second, src.settled)
+		src.publish(s)
+	}
+	eventually(t, 5*time.Second, src.settled)
+	if got := testutil.CollectAndCount(m.scaleRequests); got != 0 {
+		t.Errorf("a follower counted %d scale request series, want none", got)
+	}
+
+	leading.Store(true)
+	src.publish(sourced(snap(3*time.Second, dep{"a", "d", 4, nil}), controller.SourceAutoscaler))
+	eventually(t, 5*time.Second, src.settled)
+	if got := testutil.ToFloat64(m.scaleRequests.WithLabelValues("a", "d", "autoscaler", "ok")); got != 1 {
+		t.Errorf("autoscaler requests counted while leading = %v, want 1", got)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

@@ -11,7 +11,8 @@ import (
 // Run follows src's snapshots until ctx is done and derives from their differences
 // the replica starts and crashes, the time from a target change to RUNNING replicas,
 // and the scale requests of the autoscaler and of deploys (the webhook's are counted
-// where they are answered, by ObserveScale). It returns ctx's error.
+// where they are answered, by ObserveScale), the latter only while this replica leads
+// (see SetLeading). It returns ctx's error.
 func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 	var t tracker
 	s := src.Snapshot()
@@ -27,7 +28,7 @@ func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 			if e.reached {
 				m.ObserveScaleLatency(app, dep, e.scaleLatency)
 			}
-			if e.retargetedBy != "" {
+			if e.retargetedBy != "" && (m.leading == nil || m.leading()) {
 				m.ObserveScale(app, dep, string(e.retargetedBy), "ok")
 			}
 		}

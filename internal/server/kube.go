@@ -237,6 +237,9 @@ func runKube(ctx context.Context, o Options) error {
 		scalers: newConfigScalers(scalerCfgs, lns.local(), f.reg, log),
 	}
 	fw.leading = roles.leading.Load
+	// Every replica's snapshots show the leader's target changes: only the leader counts
+	// them, so that the sum over replicas counts each once.
+	f.metrics.SetLeading(roles.leading.Load)
 
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
