@@ -39,6 +39,8 @@ type Backend struct {
 	client  *http.Client
 	changes chan struct{} // size 1: a pending signal covers any number of changes
 
+	supervisorStartWait time.Duration // supervisorStartWait; shorter in tests
+
 	replicas sync.WaitGroup // one per replica goroutine
 	kill     chan struct{}  // closed when Shutdown's context ends: stops kill at once
 	killOnce sync.Once
@@ -94,6 +96,8 @@ func New(opts Options) *Backend {
 		forker:  newForker(),
 		changes: make(chan struct{}, 1),
 		kill:    make(chan struct{}),
+
+		supervisorStartWait: supervisorStartWait,
 
 		stopTick: make(chan struct{}),
 		deps:     make(map[backend.Key]*deployment),

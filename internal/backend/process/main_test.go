@@ -29,6 +29,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// hangingSupervisor stands for a supervisor that never answers (stopped, or stuck in a
+// package initialiser) when SHOAL_TEST_SUPERVISOR_HANG=1 is in its environment, which
+// is the test's own. Package variables are initialised before any init function runs,
+// so this comes before supervisor.go's init hands the process to supervise.
+var _ = hangingSupervisor()
+
+func hangingSupervisor() bool {
+	if len(os.Args) == 3 && os.Args[0] == supervisorArg0 && os.Getenv("SHOAL_TEST_SUPERVISOR_HANG") == "1" {
+		time.Sleep(time.Hour)
+	}
+	return false
+}
+
 // Replica modes, selected with SHOAL_TEST_MODE. SHOAL_TEST_DELAY_MS parametrises some.
 const (
 	modeNormal        = "normal"         // serve at once; exit 0 on SIGTERM

@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,11 @@ const logLines = 10
 // supervisorKillWait is how long a supervisor gets to kill its replica's group when
 // asked before it is killed itself.
 const supervisorKillWait = 5 * time.Second
+
+// supervisorStartWait is how long a just started supervisor gets to report its
+// replica's pid (it takes milliseconds) before it is killed and the start counts as
+// a crash.
+const supervisorStartWait = 5 * time.Second
 
 // proc is a started replica process and its supervisor (see supervisor.go).
 type proc struct {
@@ -275,7 +281,7 @@ func (b *Backend) spawn(r *replica) (*proc, error) {
 	}
 	if err == nil {
 		var pid int
-		if pid, err = sup.start(); err == nil {
+		if pid, err = sup.start(b.supervisorStartWait); err == nil {
 			p := &proc{
 				pid:     pid,
 				cmd:     cmd,
@@ -289,8 +295,14 @@ func (b *Backend) spawn(r *replica) (*proc, error) {
 			return p, nil
 		}
 		// The supervisor has said why and exits; should it not, this ends it (its pid
-		// is still reserved, being unreaped).
-		_ = unix.Kill(cmd.Process.Pid, sigKillGroup)
+		// is still reserved, being unreaped). One that never answered may be stopped
+		// and would not act on sigKillGroup: it is killed itself, and a replica it
+		// may have started dies of its parent-death signal.
+		if errors.Is(err, errSupervisorSilent) {
+			_ = unix.Kill(cmd.Process.Pid, unix.SIGKILL)
+		} else {
+			_ = unix.Kill(cmd.Process.Pid, sigKillGroup)
+		}
 		_ = cmd.Wait()
 	}
 	pr.Close()

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -225,18 +226,34 @@ func supervisorCmd(replica *exec.Cmd, id string) (sup *exec.Cmd, s *supervised, 
 	return sup, s, []*os.File{statusW, lifeR}, nil
 }
 
+// errSupervisorSilent is start's error when the supervisor does not answer in time.
+var errSupervisorSilent = errors.New("the replica's supervisor did not start")
+
 // start hands a started supervisor its replica and reads its first message: the
-// replica's pid, or why it could not be started.
-func (s *supervised) start() (int, error) {
+// replica's pid, or why it could not be started. A supervisor that has not answered
+// within timeout (stopped, or stuck in a package initialiser) gets errSupervisorSilent:
+// waiting on would hold the replica's goroutine, and Shutdown with it, for ever.
+func (s *supervised) start(timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	_ = s.lifeline.SetWriteDeadline(deadline)
+	_ = s.statusR.SetReadDeadline(deadline)
+	// The exit status is read later with no deadline: a replica runs as long as it likes.
+	defer s.statusR.SetReadDeadline(time.Time{})
+	silent := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w within %s; it was killed, and the replica is restarted like any crash", errSupervisorSilent, timeout)
+		}
+		return fmt.Errorf("supervisor: %w", err)
+	}
 	// The pipe holds 64 KiB; a larger spec waits for the supervisor to read it, which
 	// it does first thing. Should it be gone, the write fails rather than blocks.
 	if err := json.NewEncoder(s.lifeline).Encode(s.spec); err != nil {
-		return 0, fmt.Errorf("supervisor: %w", err)
+		return 0, silent(err)
 	}
 	kind, arg, err := s.next()
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("supervisor: %w", err)
+		return 0, silent(err)
 	case kind == msgPID:
 		pid, err := strconv.Atoi(arg)
 		if err != nil || pid <= 0 {

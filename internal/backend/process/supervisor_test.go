@@ -1,13 +1,17 @@
 package process
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/internal/backend"
 )
 
 // testSupervisor is a supervisor started by a test.
@@ -91,7 +95,7 @@ func TestASupervisorWhoseParentIsAlreadyGoneStartsNothing(t *testing.T) {
 	// Its parent is this test, not pid 1: as if it had been reparented before its
 	// parent-death signal was armed.
 	s := startSupervisor(t, 1, modeNormal, "SHOAL_TEST_STARTS="+starts)
-	if pid, err := s.sup.start(); err == nil {
+	if pid, err := s.sup.start(10 * time.Second); err == nil {
 		t.Fatalf("the supervisor started replica %d for a parent that is gone", pid)
 	}
 	err := s.wait(t, 10*time.Second)
@@ -107,7 +111,7 @@ func TestASupervisorKillsTheReplicasGroupWhenItsLifelineCloses(t *testing.T) {
 	t.Parallel()
 	childFile := filepath.Join(t.TempDir(), "child")
 	s := startSupervisor(t, os.Getpid(), modeIgnoredChild, "SHOAL_TEST_CHILD_FILE="+childFile)
-	pid, err := s.sup.start()
+	pid, err := s.sup.start(10 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,4 +135,56 @@ func TestASupervisorKillsTheReplicasGroupWhenItsLifelineCloses(t *testing.T) {
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("reported replica status %v (reported: %v), want killed by SIGKILL", ws, ok)
 	}
+}
+
+func TestASupervisorThatNeverAnswersIsKilledAndCountedAsACrash(t *testing.T) {
+	// Not parallel: every supervisor started while the variable is set hangs.
+	t.Setenv("SHOAL_TEST_SUPERVISOR_HANG", "1")
+	b := newBackend(t, Options{})
+	b.supervisorStartWait = 300 * time.Millisecond
+	spec := replicaSpec("silent", 1, modeNormal, nil)
+	if err := b.Apply(spec); err != nil {
+		t.Fatal(err)
+	}
+	var s backend.Status
+	waitFor(t, 15*time.Second, "the deployment to be failing", func() bool {
+		s, _ = status(b, spec.Key)
+		return s.Failing
+	})
+	if want := "the replica's supervisor did not start within 300ms"; !strings.Contains(s.Message, want) {
+		t.Errorf("message = %q, want it to say %q", s.Message, want)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- b.Shutdown(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown still waits after 5s for a supervisor that never answers")
+	}
+	if pids := supervisorsOf(os.Getpid()); len(pids) > 0 {
+		t.Errorf("supervisors %v are still running after Shutdown", pids)
+	}
+}
+
+// supervisorsOf lists the live supervisors started by the process with pid parent.
+func supervisorsOf(parent int) []int {
+	prefix := supervisorArg0 + "\x00" + strconv.Itoa(parent) + "\x00"
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var pids []int
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err == nil && strings.HasPrefix(string(cmdline), prefix) {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
