@@ -25,14 +25,15 @@ func defaultLogDir() string { return filepath.Join(os.TempDir(), "shoal-logs") }
 // forker starts processes from one goroutine locked to its OS thread.
 //
 // Why: a replica's supervisor is started with a parent-death signal (sigKillGroup) so
-// that the replica and its group never outlive shoal. The kernel sends that signal when the *thread* that forked the child exits, not the
-// process (prctl(2); Go issue 27505). The Go runtime ends a thread when a goroutine
-// locked to it returns without unlocking, and any goroutine may run on any thread, so
-// a fork from an ordinary goroutine could leave a supervisor whose "parent" is a thread
-// that some unrelated locked goroutine later takes down, killing the replica at
-// random. Forking only from this goroutine, which holds its thread locked for the
-// Backend's whole life, ties every supervisor's death signal to a thread that exits
-// only when the process does, or after Shutdown has reaped every replica.
+// that the replica and its group never outlive shoal. The kernel sends that signal when
+// the *thread* that forked the child exits, not the process (prctl(2); Go issue 27505).
+// The Go runtime ends a thread when a goroutine locked to it returns without unlocking,
+// and any goroutine may run on any thread, so a fork from an ordinary goroutine could
+// leave a supervisor whose "parent" is a thread that some unrelated locked goroutine
+// later takes down, killing the replica at random. Forking only from this goroutine,
+// which holds its thread locked for the Backend's whole life, ties every supervisor's
+// death signal to a thread that exits only when the process does, or after Shutdown has
+// reaped every replica.
 type forker struct {
 	reqs chan forkReq // unbuffered: each request waits for its answer anyway
 }

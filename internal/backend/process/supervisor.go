@@ -22,12 +22,12 @@ import (
 // Every replica runs under a supervisor: the running binary (shoal, or a test binary)
 // started again as a small process between the backend and the replica.
 //
-// Why: a replica must take all of its descendants along when it ends, however shoal
-// ends. A parent-death signal reaches only a direct child, so a replica that is a shell
-// wrapper, a pre-fork server or `npm start` would leave its workers behind when shoal
-// is killed with SIGKILL, holding their ports. Only a process that outlives shoal for a
-// moment can kill a process group then; and only the replica's parent can do so
-// safely, because the unreaped replica keeps the group's id from being reused.
+// Why: a replica must take every process in its group along when it ends, however
+// shoal ends. A parent-death signal reaches only a direct child, so a replica that is
+// a shell wrapper, a pre-fork server or `npm start` would leave its workers behind
+// when shoal is killed with SIGKILL, holding their ports. Only a process that outlives
+// shoal for a moment can kill a process group then; and only the replica's parent can
+// do so safely, because the unreaped replica keeps the group's id from being reused.
 //
 //	shoal ──(pdeathsig SIGUSR1, lifeline pipe)──▶ supervisor ──(pdeathsig SIGKILL)──▶ replica ─▶ its children
 //	  own group                                     own group                          the replica's group
@@ -39,6 +39,8 @@ import (
 //     (shoal's process is gone, whatever thread forked), kills the group with SIGKILL;
 //   - when the replica exits, kills what is left of the group with SIGKILL, reaps the
 //     replica and reports its wait status to shoal, then exits.
+//
+// A descendant that leaves the group (setsid, setpgid: a daemon) is out of reach.
 //
 // It talks to shoal over two inherited pipes: fd 3 carries "pid N", "error TEXT" and
 // "exit STATUS" lines to shoal; fd 4, the lifeline, carries the replica's path, argv
@@ -100,11 +102,15 @@ func supervise(parent string) int {
 	unix.CloseOnExec(4)
 
 	sigs := make(chan os.Signal, 8) // a burst of signals is handled in order, none lost while starting
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, sigKillGroup, unix.SIGUSR2, unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE)
+	// Not SIGPIPE: Go ends a process with it only for a write to fd 1 or 2, which the
+	// supervisor never writes; a write to the status pipe once shoal is gone fails
+	// with EPIPE instead, and the lifeline sees to the group.
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, sigKillGroup, unix.SIGUSR2, unix.SIGHUP, unix.SIGQUIT)
 
 	// The parent-death signal was armed in the fork, before exec; shoal may have
 	// died before that, and the supervisor then already belongs to someone else.
 	if ppid, _ := strconv.Atoi(parent); unix.Getppid() != ppid {
+		fmt.Fprintf(status, "%s shoal (pid %s) is gone\n", msgError, parent)
 		return 127
 	}
 
@@ -154,9 +160,6 @@ func supervise(parent string) int {
 			switch s {
 			case unix.SIGTERM, unix.SIGINT:
 				_ = unix.Kill(-pid, s.(syscall.Signal))
-			case unix.SIGPIPE:
-				// A write to the status pipe after shoal is gone: not a reason to end
-				// before the group is killed, which the lifeline sees to.
 			default:
 				_ = unix.Kill(-pid, unix.SIGKILL)
 			}

@@ -95,10 +95,14 @@ func TestASupervisorWhoseParentIsAlreadyGoneStartsNothing(t *testing.T) {
 	// Its parent is this test, not pid 1: as if it had been reparented before its
 	// parent-death signal was armed.
 	s := startSupervisor(t, 1, modeNormal, "SHOAL_TEST_STARTS="+starts)
-	if pid, err := s.sup.start(10 * time.Second); err == nil {
+	pid, err := s.sup.start(10 * time.Second)
+	if err == nil {
 		t.Fatalf("the supervisor started replica %d for a parent that is gone", pid)
 	}
-	err := s.wait(t, 10*time.Second)
+	if want := "shoal (pid 1) is gone"; err.Error() != want {
+		t.Errorf("start = %q, want %q", err, want)
+	}
+	err = s.wait(t, 10*time.Second)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 127 {
 		t.Errorf("supervisor ended with %v, want exit status 127", err)
 	}
