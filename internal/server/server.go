@@ -104,6 +104,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	st.SetLogger(log.With("component", "store"))
 	closeStore := true
 	defer func() {
 		if closeStore {

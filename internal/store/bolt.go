@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,6 +54,13 @@ type Bolt struct {
 	pidPath  string
 	auditCap int // entries kept per deployment; AuditCap unless a test lowers it
 	closed   atomic.Bool
+	log      atomic.Pointer[slog.Logger] // nil: slog.Default()
+
+	saveMu sync.Mutex // serialises Save; guards apps
+	// apps names the applications of the state as last saved (nil: unknown, until the
+	// first Save, which reads them from the database), so that Save sees which ones it
+	// deletes without decoding the previous state every time.
+	apps map[string]bool
 }
 
 // LockedError says that another process holds the state directory. It matches ErrLocked
@@ -163,7 +172,9 @@ func (b *Bolt) Load() (*State, error) {
 
 // Save replaces the saved state in one transaction and returns once it is fsynced. The
 // audit buckets of applications that st no longer has are deleted in the same
-// transaction.
+// transaction. A saved state that cannot be decoded (a damaged database) does not stop
+// Save from replacing it: the audit of its applications is then kept, and a warning
+// logged.
 func (b *Bolt) Save(st *State) error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -172,16 +183,24 @@ func (b *Bolt) Save(st *State) error {
 	if err != nil {
 		return err
 	}
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
 	err = b.db.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(stateBucket)
-		old, err := decodeState(bk.Get(stateKey))
-		if err != nil {
-			return err
+		prev := b.apps
+		if prev == nil {
+			old, err := decodeState(bk.Get(stateKey))
+			if err != nil {
+				b.logger().Warn("the saved state cannot be read, so the audit of the applications it had is kept; the state is replaced",
+					"err", err)
+			} else {
+				prev = appNames(old.Apps)
+			}
 		}
 		if err := bk.Put(stateKey, data); err != nil {
 			return err
 		}
-		for app := range old.Apps {
+		for app := range prev {
 			if _, kept := st.Apps[app]; !kept {
 				if err := dropAuditIn(tx, app); err != nil {
 					return err
@@ -193,7 +212,18 @@ func (b *Bolt) Save(st *State) error {
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	b.apps = appNames(st.Apps)
 	return nil
+}
+
+// SetLogger makes the store log through l (default slog.Default()).
+func (b *Bolt) SetLogger(l *slog.Logger) { b.log.Store(l) }
+
+func (b *Bolt) logger() *slog.Logger {
+	if l := b.log.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 // AppendAudit adds e durably; in the same transaction it drops the oldest entries of

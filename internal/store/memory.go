@@ -13,9 +13,10 @@ var _ Store = (*Memory)(nil)
 type Memory struct {
 	auditCap int // entries kept per deployment; AuditCap unless a test lowers it
 
-	mu     sync.Mutex // guards everything below
-	state  []byte     // JSON of the saved State; nil before the first Save
-	seq    uint64     // last audit sequence number handed out
+	mu     sync.Mutex      // guards everything below
+	state  []byte          // JSON of the saved State; nil before the first Save
+	apps   map[string]bool // the applications of state, so that Save sees which ones it deletes
+	seq    uint64          // last audit sequence number handed out
 	audit  map[memAuditKey][]auditRecord
 	closed bool
 }
@@ -24,7 +25,7 @@ type memAuditKey struct{ app, dep string }
 
 // NewMemory returns an empty in-memory Store.
 func NewMemory() *Memory {
-	return &Memory{auditCap: AuditCap, audit: map[memAuditKey][]auditRecord{}}
+	return &Memory{auditCap: AuditCap, audit: map[memAuditKey][]auditRecord{}, apps: map[string]bool{}}
 }
 
 // Load returns a copy of the saved state, or an empty State when none was saved.
@@ -50,16 +51,13 @@ func (m *Memory) Save(st *State) error {
 	if m.closed {
 		return ErrClosed
 	}
-	old, err := decodeState(m.state)
-	if err != nil {
-		return err
-	}
 	m.state = data
-	for app := range old.Apps {
+	for app := range m.apps {
 		if _, kept := st.Apps[app]; !kept {
 			m.dropAuditLocked(app)
 		}
 	}
+	m.apps = appNames(st.Apps)
 	return nil
 }
 
