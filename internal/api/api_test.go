@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -431,6 +432,31 @@ func TestGetScaleShowsTheTargetAndTheAuditLog(t *testing.T) {
 				t.Errorf("status = %d, want %d", w.Code, tc.status)
 			}
 		})
+	}
+}
+
+func TestGetScaleAnswersTheScaleWhenTheAuditLogCannotBeRead(t *testing.T) {
+	e := newEnv(t)
+	e.call(t, scaleReq("my-app-secret", "application/json", `{"target_num_replicas": 3}`))
+	e.f.mu.Lock()
+	e.f.auditErr = errors.New("read audit: disk on fire")
+	e.f.mu.Unlock()
+	w := e.call(t, req{method: "GET", path: scaleURL, token: "my-app-secret"})
+	if w.Code != 200 {
+		t.Fatalf("status = %d, want 200 with the scale; body %s", w.Code, w.Body)
+	}
+	var info scaleInfo
+	if err := json.Unmarshal(w.Body.Bytes(), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.TargetNumReplicas != 3 || info.RunningReplicas != 1 || info.Mode != controller.ModeExternal || info.TargetSource != controller.SourceWebhook {
+		t.Errorf("GET scale = %+v, want target 3, 1 running, external, set by the webhook", info)
+	}
+	if info.Audit == nil || len(info.Audit) != 0 || info.AuditError != auditUnavailable {
+		t.Errorf("audit = %v, audit_error = %q; want [] and %q", info.Audit, info.AuditError, auditUnavailable)
+	}
+	if strings.Contains(w.Body.String(), "disk on fire") {
+		t.Errorf("the store's error reached the caller: %s", w.Body)
 	}
 }
 

@@ -22,6 +22,7 @@ type fakeIntents struct {
 	deployed []*config.Config
 	deletes  int
 	setErr   error // returned by SetTarget when set
+	auditErr error // returned by Audit when set
 }
 
 var _ controller.Intents = (*fakeIntents)(nil)
@@ -210,6 +211,9 @@ func (f *fakeIntents) RecordAudit(e store.AuditEntry) error {
 func (f *fakeIntents) Audit(app, dep string, limit int) ([]store.AuditEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.auditErr != nil {
+		return nil, f.auditErr
+	}
 	var out []store.AuditEntry
 	for i := len(f.audit) - 1; i >= 0 && len(out) < limit; i-- {
 		if e := f.audit[i]; e.App == app && (dep == "" || e.Deployment == dep) {

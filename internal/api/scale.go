@@ -50,7 +50,13 @@ type scaleInfo struct {
 	ReplicaLimit int                         `json:"replica_limit"`
 	TargetSource controller.Source           `json:"target_source"`
 	Audit        []store.AuditEntry          `json:"audit"`
+	// AuditError is set, and Audit empty, when the audit log could not be read: the
+	// scale itself is still answered, since scalers read their current target here.
+	AuditError string `json:"audit_error,omitempty"`
 }
+
+// auditUnavailable is scaleInfo.AuditError. The store's error goes to shoal's log only.
+const auditUnavailable = "the audit log could not be read; shoal's log says why"
 
 // postScale is the scale webhook. Every call for a deployment that exists (or is being
 // deleted) is written to that deployment's audit log, accepted or refused. A call naming
@@ -297,7 +303,8 @@ func jsonType(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// getScale answers a deployment's current scale and its recent audit entries.
+// getScale answers a deployment's current scale and its recent audit entries, or says
+// in audit_error that these could not be read.
 func (a *API) getScale(w http.ResponseWriter, r *http.Request) error {
 	app, dep := r.PathValue("app"), r.PathValue("dep")
 	sa := a.intents.Snapshot().App(app)
@@ -305,9 +312,13 @@ func (a *API) getScale(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "Application or Deployment not found")
 	}
 	d := sa.Deployment(dep)
+	// The scale comes from the snapshot and the audit from the store; a store that fails
+	// to read must not hide the target from the scalers that poll this route.
+	var auditErr string
 	audit, err := a.intents.Audit(app, dep, auditLimit)
 	if err != nil {
-		return fmt.Errorf("reading the audit log: %w", err)
+		a.log.Warn("reading the audit log failed; the scale is answered without it", "app", app, "deployment", dep, "err", err)
+		audit, auditErr = nil, auditUnavailable
 	}
 	if audit == nil {
 		audit = []store.AuditEntry{}
@@ -323,6 +334,7 @@ func (a *API) getScale(w http.ResponseWriter, r *http.Request) error {
 		ReplicaLimit:      d.Config.ReplicaLimit,
 		TargetSource:      d.TargetSource,
 		Audit:             audit,
+		AuditError:        auditErr,
 	})
 	return nil
 }

@@ -164,6 +164,9 @@ type ScaleInfo struct {
 	ReplicaLimit      int          `json:"replica_limit"`
 	TargetSource      string       `json:"target_source"` // config, webhook, autoscaler
 	Audit             []AuditEntry `json:"audit"`         // newest first, at most 100
+	// AuditError is set, with Audit empty, when shoal could not read the audit log; the
+	// rest is current all the same.
+	AuditError string `json:"audit_error,omitempty"`
 }
 
 // AuditEntry is one call of the scale webhook, accepted or refused.
