@@ -366,6 +366,9 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 // (apply_bounds), not after the autoscaler's delays. So a code update under load keeps
 // the replicas the load asked for, instead of falling to min_replicas for the upscale
 // delay.
+//
+// The target's source is config whenever the deploy changes the target (a reset or a
+// clamp), and stays the webhook's or the autoscaler's when it keeps it.
 func nextTarget(prev *store.DeploymentState, prevDep, d *config.Deployment, ver string, num int, now time.Time) *store.DeploymentState {
 	fresh := &store.DeploymentState{
 		Target: d.InitialTarget(), Source: string(SourceConfig),
@@ -383,14 +386,17 @@ func nextTarget(prev *store.DeploymentState, prevDep, d *config.Deployment, ver 
 	}
 	ds := *prev
 	ds.Version, ds.NumReplicas = ver, num
+	// A clamp is this deploy's change of the target, so its source becomes config (the
+	// status says CONFIG_UPDATE, the metrics count a config scale request); a target
+	// kept as it was keeps its source.
 	if a != nil {
 		if n := min(max(ds.Target, a.MinReplicas), a.MaxReplicas); n != ds.Target {
-			ds.Target, ds.UpdatedAt = n, now
+			ds.Target, ds.Source, ds.UpdatedAt = n, string(SourceConfig), now
 		}
 	}
 	if d.ReplicaLimit > 0 && ds.Target > d.ReplicaLimit {
 		// replica_limit is a hard cap on every target, a kept one included.
-		ds.Target, ds.UpdatedAt = d.ReplicaLimit, now
+		ds.Target, ds.Source, ds.UpdatedAt = d.ReplicaLimit, string(SourceConfig), now
 	}
 	return &ds
 }

@@ -342,7 +342,9 @@ func TestRedeployTargets(t *testing.T) {
 		{"a changed num_replicas resets it to the new value",
 			func(a *config.Application) { a.Deployments[0].NumReplicas.Value = 3 }, 3, SourceConfig},
 		{"a lowered replica_limit caps it",
-			func(a *config.Application) { a.Deployments[0].ReplicaLimit = 4 }, 4, SourceWebhook},
+			func(a *config.Application) { a.Deployments[0].ReplicaLimit = 4 }, 4, SourceConfig},
+		{"a replica_limit that still holds it keeps it and its source",
+			func(a *config.Application) { a.Deployments[0].ReplicaLimit = 5 }, 5, SourceWebhook},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -399,10 +401,12 @@ func TestAutoscaledRedeployTargets(t *testing.T) {
 			func(d *config.Deployment) { d.MaxOngoingRequests = 9 }, 2, SourceConfig},
 		// Ray's DeploymentInfo.config_changed counts a new version as a change.
 		{"with initial_replicas, a new version goes to initial_replicas", &two, newEnv, 2, SourceConfig},
-		{"a lower max_replicas clamps it down at once", nil, bounds(1, 4), 4, SourceAutoscaler},
-		{"a higher min_replicas clamps it up at once", nil, bounds(8, 9), 8, SourceAutoscaler},
+		// A clamp is the deploy's change: its source is config.
+		{"a lower max_replicas clamps it down at once", nil, bounds(1, 4), 4, SourceConfig},
+		{"a higher min_replicas clamps it up at once", nil, bounds(8, 9), 8, SourceConfig},
 		{"a new version with bounds that exclude it clamps it", nil,
-			func(d *config.Deployment) { newEnv(d); bounds(1, 4)(d) }, 4, SourceAutoscaler},
+			func(d *config.Deployment) { newEnv(d); bounds(1, 4)(d) }, 4, SourceConfig},
+		{"a replica_limit below it clamps it", nil, func(d *config.Deployment) { d.ReplicaLimit = 5 }, 5, SourceConfig},
 		{"bounds that still hold it keep it", nil, bounds(1, 20), 6, SourceAutoscaler},
 		{"num_replicas in place of autoscaling resets it to num_replicas", nil,
 			func(d *config.Deployment) {
