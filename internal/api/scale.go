@@ -17,6 +17,7 @@ import (
 	"shoal/internal/auth"
 	"shoal/internal/controller"
 	"shoal/internal/store"
+	"shoal/pkg/client"
 )
 
 const (
@@ -102,15 +103,12 @@ func (a *API) postScale(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// cliUserAgent starts the User-Agent of `shoal scale` (internal/cli).
-const cliUserAgent = "shoal-cli/"
-
 // scaleSource names who sent a scale call, for the audit log and the metrics: "cli" for
 // shoal's CLI, "webhook" for every other caller (scalers, pkg/client, the dashboard).
 // It is read from the User-Agent, which any caller can set: a label, never a check.
 // The target is set as the webhook's either way.
 func scaleSource(r *http.Request) string {
-	if strings.HasPrefix(r.UserAgent(), cliUserAgent) {
+	if strings.HasPrefix(r.UserAgent(), client.CLIUserAgentPrefix) {
 		return sourceCLI
 	}
 	return string(controller.SourceWebhook)

@@ -20,8 +20,8 @@ import (
 )
 
 // userAgent names the CLI's calls, so that shoal counts its scale calls under the
-// source "cli" of shoal_scale_requests_total; the API matches its "shoal-cli/" prefix.
-const userAgent = "shoal-cli/1"
+// source "cli" of shoal_scale_requests_total (the API matches the prefix).
+const userAgent = client.CLIUserAgentPrefix + "1"
 
 // apiClient is the CLI's view of the control API: pkg/client, with every error turned
 // into one line that says what to do next.

@@ -19,6 +19,12 @@ import (
 // UserAgent is the User-Agent a Client sends unless WithUserAgent sets another.
 const UserAgent = "shoal-client/1"
 
+// CLIUserAgentPrefix starts the User-Agent of shoal's own CLI ("shoal-cli/1"). shoal
+// counts the scale calls whose User-Agent starts with it under the source "cli" of
+// shoal_scale_requests_total, and every other one under "webhook": a metric label,
+// which grants nothing.
+const CLIUserAgentPrefix = "shoal-cli/"
+
 // Client calls one shoal's control API with one bearer token.
 type Client struct {
 	base  string
