@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,12 @@ const (
 	loadReportPath = "/-/shoal/load"
 	// loadReportProofHeader carries the HMAC of the report's body with the admin token.
 	loadReportProofHeader = "X-Shoal-Load-Proof"
+	// loadReportMaxSkew is how far a report's sent_at may be from the leader's clock,
+	// either way. Older, it is refused: a report captured on the pod network and
+	// replayed would otherwise hold a deployment scaled up for as long as it is replayed.
+	// It equals the time a report counts, so a replay inside it adds nothing the
+	// original did not: the leader also ignores a report no newer than the one it holds.
+	loadReportMaxSkew = loadReportTTL
 	// loadReportPeriod is how often a follower with load reports it; an idle follower
 	// sends nothing once it has reported zero.
 	loadReportPeriod = 250 * time.Millisecond
@@ -42,15 +49,17 @@ const (
 	loadReportTTL = 2 * time.Second
 	// loadReportTimeout bounds one report's round trip.
 	loadReportTimeout = time.Second
-	// loadReportMaxBody bounds a report's body: one line per deployment.
-	loadReportMaxBody = 1 << 20
+	// loadReportMaxBody bounds a report's body, about 100 bytes per busy deployment.
+	loadReportMaxBody = 64 << 10
 )
 
-// loadReport is what a follower sends: its identity in the election (leader.Holder)
-// and the load of its proxy on each deployment that has some. A deployment left out has
-// none.
+// loadReport is what a follower sends: its identity in the election (leader.Holder),
+// when it sent the report (Unix milliseconds, by its clock; inside the proof, so a
+// report cannot be replayed for long), and the load of its proxy on each deployment
+// that has some. A deployment left out has none.
 type loadReport struct {
 	Replica     string           `json:"replica"`
+	SentAt      int64            `json:"sent_at"`
 	Deployments []deploymentLoad `json:"deployments"`
 }
 
@@ -65,12 +74,16 @@ type deploymentLoad struct {
 type loadPair struct{ ongoing, queued int }
 
 // loadProof is the HMAC of a report's body with the admin token, which every shoal
-// replica shares. The prefix keeps it apart from the forwarder's proofs.
+// replica shares, in hex. The prefix keeps it apart from the forwarder's proofs.
 func loadProof(secret, body []byte) string {
+	return hex.EncodeToString(loadMAC(secret, body))
+}
+
+func loadMAC(secret, body []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("shoal load report\n"))
 	m.Write(body)
-	return hex.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
 }
 
 // sharedLoad is the autoscaler's load on the leader: its own proxy's, plus the latest
@@ -91,8 +104,9 @@ type sharedLoad struct {
 
 // peerLoad is one follower's latest report, as received.
 type peerLoad struct {
-	at   time.Time // when the leader received it
-	load map[backend.Key]loadPair
+	at     time.Time // when the leader received it
+	sentAt int64     // the report's sent_at
+	load   map[backend.Key]loadPair
 }
 
 var _ autoscale.Load = (*sharedLoad)(nil)
@@ -122,7 +136,8 @@ func (s *sharedLoad) DeploymentLoad(key backend.Key) (ongoing, queued int) {
 	return ongoing, queued
 }
 
-// record replaces the report of r.Replica, and forgets the stale ones of others.
+// record replaces the report of r.Replica, unless the one it holds is as new (a
+// replay, or a report overtaken on the way), and forgets the stale ones of others.
 func (s *sharedLoad) record(r *loadReport) {
 	load := make(map[backend.Key]loadPair, len(r.Deployments))
 	for _, d := range r.Deployments {
@@ -141,31 +156,55 @@ func (s *sharedLoad) record(r *loadReport) {
 			delete(s.peers, id)
 		}
 	}
-	s.peers[r.Replica] = &peerLoad{at: now, load: load}
+	if p := s.peers[r.Replica]; p != nil && p.sentAt >= r.SentAt {
+		return
+	}
+	s.peers[r.Replica] = &peerLoad{at: now, sentAt: r.SentAt, load: load}
 }
 
-// ServeHTTP receives a follower's report: 204 once recorded, 403 without a valid proof.
+// ServeHTTP receives a follower's report: 204 once recorded, 403 without a valid proof
+// or when it is not fresh. Only a request that carries a proof is read.
 func (s *sharedLoad) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSONError(w, http.StatusMethodNotAllowed, "the load report route takes POST from shoal replicas only")
 		return
 	}
+	refuse := func() {
+		writeJSONError(w, http.StatusForbidden,
+			"the load report route is internal to shoal: it needs a proof made with the admin token that every shoal replica shares (SHOAL_AUTH_TOKEN)")
+	}
+	got, err := hex.DecodeString(r.Header.Get(loadReportProofHeader))
+	if err != nil || len(got) != sha256.Size || len(s.secret) == 0 {
+		refuse()
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, loadReportMaxBody))
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the load report is larger than %d KiB", loadReportMaxBody>>10))
+		return
+	case err != nil:
 		writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("reading the load report: %v", err))
 		return
 	}
-	got, err := hex.DecodeString(r.Header.Get(loadReportProofHeader))
-	want, _ := hex.DecodeString(loadProof(s.secret, body))
-	if err != nil || len(got) == 0 || len(s.secret) == 0 || !hmac.Equal(got, want) {
-		writeJSONError(w, http.StatusForbidden,
-			"the load report route is internal to shoal: it needs a proof made with the admin token that every shoal replica shares (SHOAL_AUTH_TOKEN)")
+	if !hmac.Equal(got, loadMAC(s.secret, body)) {
+		refuse()
 		return
 	}
 	var rep loadReport
-	if err := json.Unmarshal(body, &rep); err != nil || rep.Replica == "" {
-		writeJSONError(w, http.StatusBadRequest, "the load report does not parse or names no replica; is every shoal replica the same version?")
+	if err := json.Unmarshal(body, &rep); err != nil || rep.Replica == "" || rep.SentAt == 0 {
+		writeJSONError(w, http.StatusBadRequest, "the load report does not parse, or names no replica or no time; is every shoal replica the same version?")
+		return
+	}
+	if age := s.now().Sub(time.UnixMilli(rep.SentAt)); age > loadReportMaxSkew || age < -loadReportMaxSkew {
+		when := fmt.Sprintf("was sent %s ago", age.Round(time.Millisecond))
+		if age < 0 {
+			when = fmt.Sprintf("is dated %s ahead of this replica's clock", (-age).Round(time.Millisecond))
+		}
+		writeJSONError(w, http.StatusForbidden, fmt.Sprintf(
+			"the load report %s, more than the %s allowed: a replayed report, or the shoal pods' clocks disagree (keep them in sync with NTP)", when, loadReportMaxSkew))
 		return
 	}
 	if rep.Replica == s.self {
@@ -198,12 +237,14 @@ type loadReporter struct {
 	load    autoscale.Load              // this replica's proxy
 	queued  func(backend.Key) int       // requests waiting in this replica's proxy
 	log     *slog.Logger
+	now     func() time.Time // nil: time.Now
 
 	// Owned by run's goroutine.
 	sentTo string                   // the leader the last report reached; "" after a failure
 	sent   map[backend.Key]loadPair // the load in that report
 	buf    bytes.Buffer
-	failed bool // the last report failed: logged once per run of failures
+	failed bool  // the last report failed: logged once per run of failures
+	sentAt int64 // the last report's sent_at: each report's is later, as the leader wants
 }
 
 // run reports every period while there is load to report (or a report of load to
@@ -253,6 +294,10 @@ func (l *loadReporter) report(ctx context.Context) {
 		l.sentTo, l.sent = "", nil
 		return
 	}
+	clock := time.Now
+	if l.now != nil {
+		clock = l.now
+	}
 	now := map[backend.Key]loadPair{}
 	rep := loadReport{Replica: l.self}
 	if s := l.snap(); s != nil {
@@ -270,6 +315,8 @@ func (l *loadReporter) report(ctx context.Context) {
 	if len(now) == 0 && len(l.sent) == 0 && l.sentTo == route.holder {
 		return // the leader holds zero for this replica (or nothing, which it reads as zero)
 	}
+	rep.SentAt = max(clock().UnixMilli(), l.sentAt+1)
+	l.sentAt = rep.SentAt
 	l.buf.Reset()
 	if err := json.NewEncoder(&l.buf).Encode(&rep); err != nil {
 		l.log.Error("encoding a load report failed", "err", err)

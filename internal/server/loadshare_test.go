@@ -1,9 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -78,20 +80,33 @@ func newTestSharedLoad(local *fixedLoad) (*sharedLoad, *fakeClock) {
 }
 
 // post sends a report to s's route as a follower would, with a proof made with secret
-// ("" : no proof header), and returns the status.
-func post(t *testing.T, h http.Handler, secret string, rep loadReport) int {
+// ("" : no proof header), and returns the status. A report without a time is sent now,
+// by s's clock.
+func post(t *testing.T, s *sharedLoad, secret string, rep loadReport) int {
 	t.Helper()
+	if rep.SentAt == 0 {
+		rep.SentAt = s.now().UnixMilli()
+	}
 	body, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPost, loadReportPath, strings.NewReader(string(body)))
+	proof := ""
 	if secret != "" {
-		req.Header.Set(loadReportProofHeader, loadProof([]byte(secret), body))
+		proof = loadProof([]byte(secret), body)
+	}
+	return postBody(s, proof, bytes.NewReader(body)).Code
+}
+
+// postBody sends body to s's route with proof in the proof header ("": none).
+func postBody(s *sharedLoad, proof string, body io.Reader) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, loadReportPath, body)
+	if proof != "" {
+		req.Header.Set(loadReportProofHeader, proof)
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec.Code
+	s.wrap(http.NotFoundHandler()).ServeHTTP(rec, req)
+	return rec
 }
 
 func report(replica string, loads ...deploymentLoad) loadReport {
@@ -106,12 +121,11 @@ func TestTheLeadersLoadIsItsOwnPlusEveryFreshReport(t *testing.T) {
 	local := &fixedLoad{}
 	local.set(keyA, 2, 1)
 	s, clock := newTestSharedLoad(local)
-	h := s.wrap(http.NotFoundHandler())
-	if code := post(t, h, testSecret, report("b@http://10.0.0.2:8265", dl(keyA, 3, 0), dl(keyB, 0, 4))); code != http.StatusNoContent {
+	if code := post(t, s, testSecret, report("b@http://10.0.0.2:8265", dl(keyA, 3, 0), dl(keyB, 0, 4))); code != http.StatusNoContent {
 		t.Fatalf("a valid report answered %d, want 204", code)
 	}
 	clock.advance(time.Second)
-	if code := post(t, h, testSecret, report("c@http://10.0.0.3:8265", dl(keyA, 5, 2))); code != http.StatusNoContent {
+	if code := post(t, s, testSecret, report("c@http://10.0.0.3:8265", dl(keyA, 5, 2))); code != http.StatusNoContent {
 		t.Fatalf("a valid report answered %d, want 204", code)
 	}
 	steps := []struct {
@@ -137,11 +151,10 @@ func TestTheLeadersLoadIsItsOwnPlusEveryFreshReport(t *testing.T) {
 
 func TestAFollowersReportReplacesItsPreviousOne(t *testing.T) {
 	s, clock := newTestSharedLoad(&fixedLoad{})
-	h := s.wrap(http.NotFoundHandler())
 	const b = "b@http://10.0.0.2:8265"
-	post(t, h, testSecret, report(b, dl(keyA, 3, 2), dl(keyB, 1, 0)))
+	post(t, s, testSecret, report(b, dl(keyA, 3, 2), dl(keyB, 1, 0)))
 	clock.advance(100 * time.Millisecond)
-	post(t, h, testSecret, report(b, dl(keyA, 1, 0)))
+	post(t, s, testSecret, report(b, dl(keyA, 1, 0)))
 	if on, q := s.DeploymentLoad(keyA); on != 1 || q != 0 {
 		t.Errorf("after a second report of 1 ongoing: %d ongoing, %d queued; want 1, 0 (replaced, not added)", on, q)
 	}
@@ -150,12 +163,12 @@ func TestAFollowersReportReplacesItsPreviousOne(t *testing.T) {
 	}
 	// The same name at another URL is another replica (a pod that came back elsewhere
 	// while its old report is fresh): both count, until the old one goes stale.
-	post(t, h, testSecret, report("b@http://10.0.0.9:8265", dl(keyA, 4, 0)))
+	post(t, s, testSecret, report("b@http://10.0.0.9:8265", dl(keyA, 4, 0)))
 	if on, _ := s.DeploymentLoad(keyA); on != 5 {
 		t.Errorf("two identities: %d ongoing, want 1+4", on)
 	}
 	clock.advance(loadReportTTL + time.Millisecond)
-	post(t, h, testSecret, report("c@http://10.0.0.3:8265"))
+	post(t, s, testSecret, report("c@http://10.0.0.3:8265"))
 	s.mu.RLock()
 	n := len(s.peers)
 	s.mu.RUnlock()
@@ -179,7 +192,7 @@ func TestTheLoadRouteRefusesWhatNoReplicaSent(t *testing.T) {
 		{"a report naming no replica", testSecret, report("", dl(keyA, 100, 100)), http.StatusBadRequest},
 	}
 	for _, c := range cases {
-		if code := post(t, h, c.secret, c.rep); code != c.want {
+		if code := post(t, s, c.secret, c.rep); code != c.want {
 			t.Errorf("%s: %d, want %d", c.name, code, c.want)
 		}
 	}
@@ -212,9 +225,8 @@ func TestReadingTheSharedLoadAllocatesNothing(t *testing.T) {
 	local := &fixedLoad{}
 	local.set(keyA, 1, 0)
 	s, _ := newTestSharedLoad(local)
-	h := s.wrap(http.NotFoundHandler())
 	for i := range 3 {
-		post(t, h, testSecret, report(fmt.Sprintf("r%d@x", i), dl(keyA, 1, 1), dl(keyB, 1, 0)))
+		post(t, s, testSecret, report(fmt.Sprintf("r%d@x", i), dl(keyA, 1, 1), dl(keyB, 1, 0)))
 	}
 	if n := testing.AllocsPerRun(100, func() { s.DeploymentLoad(keyA) }); n != 0 {
 		t.Errorf("DeploymentLoad allocates %v times per call, want 0", n)
@@ -256,6 +268,7 @@ func newFollower(t *testing.T, leader *sharedLoad, secret string) *follower {
 		snap:    f.snap.Load,
 		load:    f.load, queued: f.load.queued,
 		log: slog.New(slog.DiscardHandler),
+		now: leader.now,
 	}
 	return f
 }
@@ -341,4 +354,132 @@ func TestARequestWaitingAtZeroIsReportedAtOnce(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// A report carries the time it was sent, inside its proof: one captured on the pod
+// network cannot be replayed to hold a deployment scaled up.
+func TestALoadReportIsCountedOnlyWhileFresh(t *testing.T) {
+	s, clock := newTestSharedLoad(&fixedLoad{})
+	now := clock.now()
+	cases := []struct {
+		name   string
+		sentAt time.Time
+		want   int
+	}{
+		{"a report sent just now counts", now, http.StatusNoContent},
+		{"a report sent exactly the freshness bound ago counts", now.Add(-loadReportMaxSkew), http.StatusNoContent},
+		{"a report sent longer ago is refused", now.Add(-loadReportMaxSkew - time.Millisecond), http.StatusForbidden},
+		{"a report from a clock a second ahead counts", now.Add(time.Second), http.StatusNoContent},
+		{"a report from a clock further ahead than the bound is refused", now.Add(loadReportMaxSkew + time.Millisecond), http.StatusForbidden},
+	}
+	for i, c := range cases {
+		rep := report(fmt.Sprintf("r%d@x", i), dl(keyA, 0, 1))
+		rep.SentAt = c.sentAt.UnixMilli()
+		if code := post(t, s, testSecret, rep); code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, code, c.want)
+		}
+	}
+	if _, q := s.DeploymentLoad(keyA); q != 3 {
+		t.Errorf("%d queued counted, want the 3 fresh reports'", q)
+	}
+
+	// A report without a time is one from another version of shoal.
+	body := []byte(`{"replica":"old@x","deployments":[{"app":"shop","deployment":"web","queued":9}]}`)
+	rec := postBody(s, loadProof([]byte(testSecret), body), bytes.NewReader(body))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "same version") {
+		t.Errorf("a report without sent_at: %d %s, want 400 asking whether the versions match", rec.Code, rec.Body)
+	}
+	stale := report("late@x", dl(keyA, 0, 1))
+	stale.SentAt = now.Add(-time.Minute).UnixMilli()
+	body, _ = json.Marshal(stale)
+	rec = postBody(s, loadProof([]byte(testSecret), body), bytes.NewReader(body))
+	if !strings.Contains(rec.Body.String(), "was sent 1m0s ago") || !strings.Contains(rec.Body.String(), "clocks") {
+		t.Errorf("a stale report is refused with %s, want how old it is and the clocks named", rec.Body)
+	}
+}
+
+func TestAReplayedLoadReportChangesNothing(t *testing.T) {
+	s, clock := newTestSharedLoad(&fixedLoad{})
+	const b = "b@http://10.0.0.2:8265"
+	busy := report(b, dl(keyA, 0, 5))
+	busy.SentAt = clock.now().UnixMilli()
+	busyBody, _ := json.Marshal(busy)
+	busyProof := loadProof([]byte(testSecret), busyBody)
+	replay := func() {
+		t.Helper()
+		if rec := postBody(s, busyProof, bytes.NewReader(busyBody)); rec.Code != http.StatusNoContent && rec.Code != http.StatusForbidden {
+			t.Fatalf("a replay answered %d %s", rec.Code, rec.Body)
+		}
+	}
+	replay() // the original
+	if _, q := s.DeploymentLoad(keyA); q != 5 {
+		t.Fatalf("%d queued after the report, want 5", q)
+	}
+	clock.advance(100 * time.Millisecond)
+	post(t, s, testSecret, report(b)) // the follower's load ended
+	clock.advance(100 * time.Millisecond)
+	replay()
+	if _, q := s.DeploymentLoad(keyA); q != 0 {
+		t.Errorf("a replay of an older report counts: %d queued, want the newer report's 0", q)
+	}
+
+	// A replay of the latest report does not keep it counted past its time.
+	s, clock = newTestSharedLoad(&fixedLoad{})
+	replay()
+	for range 4 {
+		clock.advance(loadReportTTL / 2)
+		replay()
+	}
+	if _, q := s.DeploymentLoad(keyA); q != 0 {
+		t.Errorf("a report replayed for %s still counts (%d queued): replays kept it fresh", 2*loadReportTTL, q)
+	}
+}
+
+// countingReader counts what the handler reads of a body.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func TestTheLoadRouteReadsNoBodyWithoutAProofAndNoLargeOne(t *testing.T) {
+	s, _ := newTestSharedLoad(&fixedLoad{})
+	huge := strings.Repeat("x", 10<<20)
+	for _, c := range []struct {
+		name  string
+		proof string
+	}{
+		{"no proof", ""},
+		{"a proof that is not hex", "not-hex"},
+		{"a proof of the wrong length", "abcd"},
+	} {
+		body := &countingReader{r: strings.NewReader(huge)}
+		rec := postBody(s, c.proof, body)
+		if rec.Code != http.StatusForbidden || body.n != 0 {
+			t.Errorf("%s: %d after reading %d bytes of the body, want 403 before reading any", c.name, rec.Code, body.n)
+		}
+	}
+	body := &countingReader{r: strings.NewReader(huge)}
+	rec := postBody(s, loadProof([]byte(testSecret), []byte(huge)), body)
+	if rec.Code != http.StatusRequestEntityTooLarge || body.n > 2*loadReportMaxBody {
+		t.Errorf("a body of 10 MiB: %d after reading %d bytes, want 413 after at most %d", rec.Code, body.n, 2*loadReportMaxBody)
+	}
+}
+
+// Reports sent within one millisecond still reach the leader in order.
+func TestAFollowersEveryReportIsNewerThanTheLast(t *testing.T) {
+	leader, _ := newTestSharedLoad(&fixedLoad{}) // its clock stands still
+	f := newFollower(t, leader, testSecret)
+	f.load.set(keyB, 3, 1)
+	f.rep.report(context.Background())
+	f.load.set(keyB, 1, 0)
+	f.rep.report(context.Background())
+	if on, q := leader.DeploymentLoad(keyB); on != 1 || q != 0 {
+		t.Errorf("leader sees %d ongoing, %d queued; want the second report's 1, 0", on, q)
+	}
 }
