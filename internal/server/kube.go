@@ -304,8 +304,10 @@ func checkAdvertiseURL(raw string, controlTLS bool) (string, error) {
 	bad := func(why string) error {
 		return fmt.Errorf("--advertise-url %q: %s; give the URL the other shoal replicas reach this one's control API at, such as http://$(POD_IP):8265 (deploy/kubernetes/shoal.yaml)", raw, why)
 	}
-	u, err := url.Parse(raw)
+	u, err := url.Parse(bracketIPv6(raw))
 	switch {
+	case err != nil && strings.Count(raw, ":") > 2:
+		return "", bad("an IPv6 address needs a port, or brackets and a port, such as http://[fd00::1]:8265")
 	case err != nil:
 		return "", bad("not a URL")
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -320,6 +322,30 @@ func checkAdvertiseURL(raw string, controlTLS bool) (string, error) {
 		return "", bad("the control API serves plain HTTP (no --tls-cert): use http://")
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// bracketIPv6 puts the brackets a URL needs around a bare IPv6 address followed by a
+// port: on an IPv6 cluster the downward API's $(POD_IP) makes http://$(POD_IP):8265
+// into http://fd00::1:8265, which is no URL. The port is what follows the last colon.
+// Anything else is returned as it is.
+func bracketIPv6(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	hostPort, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		hostPort, tail = rest[:i], rest[i:]
+	}
+	i := strings.LastIndexByte(hostPort, ':')
+	if i < 0 {
+		return raw
+	}
+	host, port := hostPort[:i], hostPort[i+1:]
+	if !strings.Contains(host, ":") || net.ParseIP(host) == nil {
+		return raw // a DNS name, an IPv4 address, or brackets already
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + tail
 }
 
 // handleFromPods lets replicas call the proxy's handle endpoint (/-/handle/, Ray's
