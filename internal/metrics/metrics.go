@@ -39,9 +39,8 @@ type Metrics struct {
 	crashes       *prometheus.CounterVec   // application, deployment
 	scaleLatency  *prometheus.HistogramVec // application, deployment
 
-	// leading reports whether this replica leads; Run counts the autoscaler's and the
-	// deploys' scale requests only then. nil: always (one shoal process). Set by
-	// SetLeading before Run.
+	// leading reports whether this replica leads; Run counts what it reads from the
+	// snapshots only then. nil: always (one shoal process). Set by SetLeading before Run.
 	leading func() bool
 
 	// children is a copy-on-write map of the request metrics already resolved for a
@@ -157,10 +156,12 @@ func (m *Metrics) resolve(k requestKey) requestChildren {
 	return c
 }
 
-// SetLeading makes Run count the target changes of the autoscaler and of deploys only
+// SetLeading makes Run count what it reads from the snapshots (replica starts and
+// crashes, scale-to-running times, the autoscaler's and deploys' scale requests) only
 // while leading reports true. With several shoal replicas (Kubernetes), every replica's
-// snapshots show the leader's changes, so without it each replica would count them
-// again and a sum over replicas would be too high. Call it before Run.
+// snapshots show the same deployments and the leader's changes, so without it each
+// replica would count them again and a sum over replicas would be too high. Call it
+// before Run.
 func (m *Metrics) SetLeading(leading func() bool) {
 	m.leading = leading
 }

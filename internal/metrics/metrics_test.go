@@ -383,35 +383,43 @@ shoal_scale_requests_total{application="a",deployment="d",result="ok",source="co
 	}
 }
 
-func TestRunCountsTheAutoscalersAndDeploysChangesOnlyWhileLeading(t *testing.T) {
+func TestRunCountsOnlyWhileLeading(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	var leading atomic.Bool
 	m.SetLeading(leading.Load)
-	src := newFakeSource(sourced(snap(0, dep{"a", "d", 1, nil}), controller.SourceConfig))
+	src := newFakeSource(sourced(snap(0, dep{"a", "d", 1, []string{"r1:RUNNING"}}), controller.SourceConfig))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx, src) }()
 
-	// A follower's snapshots show the leader's changes: not counted here.
+	// A follower's snapshots show the leader's changes and the same replicas: not
+	// counted here.
 	for _, s := range []*controller.Snapshot{
-		sourced(snap(1*time.Second, dep{"a", "d", 3, nil}), controller.SourceAutoscaler),
-		sourced(snap(2*time.Second, dep{"a", "d", 2, nil}), controller.SourceConfig),
+		sourced(snap(1*time.Second, dep{"a", "d", 3, []string{"r1:RUNNING", "r2:STARTING", "r3:STARTING"}}), controller.SourceAutoscaler),
+		sourced(snap(2*time.Second, dep{"a", "d", 2, []string{"r1:RUNNING", "r2:RUNNING"}}), controller.SourceConfig),
 	} {
 		eventually(t, 5*time.Second, src.settled)
 		src.publish(s)
 	}
 	eventually(t, 5*time.Second, src.settled)
-	if got := testutil.CollectAndCount(m.scaleRequests); got != 0 {
-		t.Errorf("a follower counted %d scale request series, want none", got)
+	for name, c := range map[string]prometheus.Collector{"scale request": m.scaleRequests, "start": m.starts, "crash": m.crashes, "scale latency": m.scaleLatency} {
+		if got := testutil.CollectAndCount(c); got != 0 {
+			t.Errorf("a follower counted %d %s series, want none", got, name)
+		}
 	}
 
+	// Once leading, changes count from the state followed so far: r1 and r2 are not
+	// new starts.
 	leading.Store(true)
-	src.publish(sourced(snap(3*time.Second, dep{"a", "d", 4, nil}), controller.SourceAutoscaler))
+	src.publish(sourced(snap(3*time.Second, dep{"a", "d", 3, []string{"r1:RUNNING", "r2:RUNNING", "r4:STARTING"}}), controller.SourceAutoscaler))
 	eventually(t, 5*time.Second, src.settled)
 	if got := testutil.ToFloat64(m.scaleRequests.WithLabelValues("a", "d", "autoscaler", "ok")); got != 1 {
 		t.Errorf("autoscaler requests counted while leading = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.starts.WithLabelValues("a", "d")); got != 1 {
+		t.Errorf("starts counted while leading = %v, want 1 (r4)", got)
 	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

@@ -11,13 +11,19 @@ import (
 // Run follows src's snapshots until ctx is done and derives from their differences
 // the replica starts and crashes, the time from a target change to RUNNING replicas,
 // and the scale requests of the autoscaler and of deploys (the webhook's are counted
-// where they are answered, by ObserveScale), the latter only while this replica leads
-// (see SetLeading). It returns ctx's error.
+// where they are answered, by ObserveScale). It counts them only while this replica
+// leads (see SetLeading), but follows the snapshots all the time, so that a replica
+// that comes to lead counts from the state it has seen, not from a new baseline. It
+// returns ctx's error.
 func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 	var t tracker
 	s := src.Snapshot()
 	for {
-		for _, e := range t.observe(s, time.Now()) {
+		events := t.observe(s, time.Now())
+		if m.leading != nil && !m.leading() {
+			events = nil
+		}
+		for _, e := range events {
 			app, dep := e.key.App, e.key.Deployment
 			if e.starts > 0 {
 				m.starts.WithLabelValues(app, dep).Add(float64(e.starts))
@@ -28,7 +34,7 @@ func (m *Metrics) Run(ctx context.Context, src Snapshots) error {
 			if e.reached {
 				m.ObserveScaleLatency(app, dep, e.scaleLatency)
 			}
-			if e.retargetedBy != "" && (m.leading == nil || m.leading()) {
+			if e.retargetedBy != "" {
 				m.ObserveScale(app, dep, string(e.retargetedBy), "ok")
 			}
 		}
