@@ -81,7 +81,7 @@ func (p *parser) finishApp(app *Application, path string) {
 		}
 		if d.WorkingDir == "" {
 			d.WorkingDir = workDir
-			if pd := deployed.deployment(d.Name); pd != nil && pd.WorkingDir != "" {
+			if pd := deployed.Deployment(d.Name); pd != nil && pd.WorkingDir != "" {
 				d.WorkingDir = pd.WorkingDir
 			}
 		}
@@ -110,7 +110,7 @@ func (p *parser) defaultWorkDir(app *Application, path string) (string, *Applica
 		return wd, nil
 	}
 	dir := p.baseDir
-	deployed := p.deployed.application(app.Name)
+	deployed := p.deployed.Application(app.Name)
 	if deployed != nil {
 		if d := deployed.IngressDeployment(); d != nil && d.WorkingDir != "" {
 			dir = d.WorkingDir
@@ -125,32 +125,6 @@ func (p *parser) defaultWorkDir(app *Application, path string) (string, *Applica
 		p.warnAt(p.lineOf(fp), fp, "ignored: remote runtime_env URIs are not supported; %s", where)
 	}
 	return dir, deployed
-}
-
-// application returns the named application of c, or nil (also for a nil c).
-func (c *Config) application(name string) *Application {
-	if c == nil {
-		return nil
-	}
-	for i := range c.Applications {
-		if c.Applications[i].Name == name {
-			return &c.Applications[i]
-		}
-	}
-	return nil
-}
-
-// deployment returns the named deployment of a, or nil (also for a nil a).
-func (a *Application) deployment(name string) *Deployment {
-	if a == nil {
-		return nil
-	}
-	for i := range a.Deployments {
-		if a.Deployments[i].Name == name {
-			return &a.Deployments[i]
-		}
-	}
-	return nil
 }
 
 // mergeEnv puts the application's runtime_env.env_vars under a deployment's env: the

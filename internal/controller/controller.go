@@ -157,7 +157,7 @@ func (c *Controller) restore(st *store.State) {
 				}
 			}
 			for name := range as.Deployments {
-				if findDeployment(a, name) == nil {
+				if a.Deployment(name) == nil {
 					c.goneDeps[backend.Key{App: a.Name, Deployment: name}] = &config.Deployment{Name: name}
 				}
 			}
@@ -284,7 +284,7 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 			var prev *store.DeploymentState
 			var prevDep *config.Deployment
 			if prevState != nil {
-				if prevDep = findDeployment(prevCfg, d.Name); prevDep != nil {
+				if prevDep = prevCfg.Deployment(d.Name); prevDep != nil {
 					prev = prevState.Deployments[d.Name]
 				}
 			}
@@ -293,7 +293,7 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 		if oldState != nil {
 			// Deployments dropped from the application stay until they have stopped.
 			for name, ds := range oldState.Deployments {
-				if findDeployment(a, name) == nil {
+				if a.Deployment(name) == nil {
 					as.Deployments[name] = ds
 				}
 			}
@@ -330,7 +330,7 @@ func (c *Controller) deployLocked(cfg *config.Config) error {
 		delete(c.gone, a.Name)
 		if prevCfg != nil {
 			for j := range prevCfg.Deployments {
-				if d := &prevCfg.Deployments[j]; findDeployment(a, d.Name) == nil {
+				if d := &prevCfg.Deployments[j]; a.Deployment(d.Name) == nil {
 					c.goneDeps[backend.Key{App: a.Name, Deployment: d.Name}] = d
 				}
 			}
@@ -443,7 +443,7 @@ func (c *Controller) SetTarget(ctx context.Context, app, dep string, n int, src 
 		appCfg = c.gone[app]
 	} else {
 		appCfg = c.liveApp(app)
-		depCfg = findDeployment(appCfg, dep)
+		depCfg = appCfg.Deployment(dep)
 	}
 	// An application deleted before a restart is known by name only; it had the scaler
 	// enabled if it has a token.
@@ -651,7 +651,7 @@ func (c *Controller) desiredLocked() []Desired {
 				add(Desired{App: a.Name, Spec: c.buildSpec(a, d, ds.Target), Source: Source(ds.Source)})
 			}
 			for _, name := range sortedKeys(as.Deployments) {
-				if findDeployment(a, name) == nil {
+				if a.Deployment(name) == nil {
 					add(Desired{App: a.Name, Spec: backend.Spec{Key: backend.Key{App: a.Name, Deployment: name}}, Deleting: true})
 				}
 			}
@@ -710,7 +710,7 @@ func (c *Controller) publishLocked(res Result, observed []backend.Status) {
 		}
 		if !as.Deleting {
 			for _, name := range sortedKeys(as.Deployments) {
-				if findDeployment(a, name) != nil {
+				if a.Deployment(name) != nil {
 					continue
 				}
 				d := c.goneDeps[backend.Key{App: a.Name, Deployment: name}]
@@ -772,18 +772,6 @@ func (c *Controller) httpOptions() config.HTTPOptions {
 		return c.cfg.HTTPOptions
 	}
 	return defaultHTTPOptions()
-}
-
-func findDeployment(a *config.Application, name string) *config.Deployment {
-	if a == nil {
-		return nil
-	}
-	for i := range a.Deployments {
-		if a.Deployments[i].Name == name {
-			return &a.Deployments[i]
-		}
-	}
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
