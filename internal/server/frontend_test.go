@@ -35,26 +35,7 @@ func (s staticSnapshots) Wait(ctx context.Context, gen uint64) (*controller.Snap
 // On Kubernetes the proxy's own loop serves application traffic, and handleFromPods
 // must still see every call of the handle endpoint: the loop hands those to net/http.
 func TestOnTheProxysOwnLoopTheHandleEndpointStillReachesTheWrapper(t *testing.T) {
-	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, "replica saw "+r.URL.Path)
-	}))
-	defer replica.Close()
-	key := backend.Key{App: "a", Deployment: "d"}
-	snap := &controller.Snapshot{
-		Generation:  1,
-		HTTPOptions: config.DefaultHTTPOptions(),
-		Applications: []*controller.Application{{
-			Name: "a", RoutePrefix: "/", Ingress: "d",
-			Deployments: []*controller.Deployment{{
-				Key: key, Name: "d",
-				Config: config.Deployment{Name: "d", MaxOngoingRequests: 5, MaxQueuedRequests: -1},
-				Replicas: []backend.Replica{{
-					Key: key, ID: "r1", State: backend.Running,
-					Address: strings.TrimPrefix(replica.URL, "http://"),
-				}},
-			}},
-		}},
-	}
+	snap := oneReplicaSnapshot(t)
 	log := slog.New(slog.DiscardHandler)
 	px := proxy.New(proxy.Options{Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -128,5 +109,31 @@ func TestOnTheProxysOwnLoopTheHandleEndpointStillReachesTheWrapper(t *testing.T)
 	defer mu.Unlock()
 	if want := []string{"/-/handle/a/d/y"}; strings.Join(wrapped, " ") != strings.Join(want, " ") {
 		t.Errorf("the wrapper saw %q, want %q: application traffic on the proxy's loop, the handle endpoint on net/http", wrapped, want)
+	}
+}
+
+// oneReplicaSnapshot is a snapshot of application a at / with one RUNNING replica of
+// deployment d, a server that answers "replica saw PATH".
+func oneReplicaSnapshot(t *testing.T) *controller.Snapshot {
+	t.Helper()
+	replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "replica saw "+r.URL.Path)
+	}))
+	t.Cleanup(replica.Close)
+	key := backend.Key{App: "a", Deployment: "d"}
+	return &controller.Snapshot{
+		Generation:  1,
+		HTTPOptions: config.DefaultHTTPOptions(),
+		Applications: []*controller.Application{{
+			Name: "a", RoutePrefix: "/", Ingress: "d",
+			Deployments: []*controller.Deployment{{
+				Key: key, Name: "d",
+				Config: config.Deployment{Name: "d", MaxOngoingRequests: 5, MaxQueuedRequests: -1},
+				Replicas: []backend.Replica{{
+					Key: key, ID: "r1", State: backend.Running,
+					Address: strings.TrimPrefix(replica.URL, "http://"),
+				}},
+			}},
+		}},
 	}
 }

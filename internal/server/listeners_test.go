@@ -7,17 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"shoal/internal/backend"
 	"shoal/internal/config"
-	"shoal/internal/controller"
 	"shoal/internal/proxy"
 )
 
@@ -82,26 +78,7 @@ func TestAProxyBoundToOneOtherAddressGetsALoopbackHandleListener(t *testing.T) {
 	}
 
 	t.Run("a replica's call through SHOAL_HANDLE_URL is answered", func(t *testing.T) {
-		replica := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprint(w, "replica saw "+r.URL.Path)
-		}))
-		defer replica.Close()
-		key := backend.Key{App: "a", Deployment: "d"}
-		snap := &controller.Snapshot{
-			Generation:  1,
-			HTTPOptions: config.DefaultHTTPOptions(),
-			Applications: []*controller.Application{{
-				Name: "a", RoutePrefix: "/", Ingress: "d",
-				Deployments: []*controller.Deployment{{
-					Key: key, Name: "d",
-					Config: config.Deployment{Name: "d", MaxOngoingRequests: 5, MaxQueuedRequests: -1},
-					Replicas: []backend.Replica{{
-						Key: key, ID: "r1", State: backend.Running,
-						Address: strings.TrimPrefix(replica.URL, "http://"),
-					}},
-				}},
-			}},
-		}
+		snap := oneReplicaSnapshot(t)
 		lns, err := openListeners(Options{DashboardHost: "127.0.0.1", Logger: log}, config.HTTPOptions{Host: host, Port: 0}, true)
 		if err != nil {
 			t.Fatal(err)
