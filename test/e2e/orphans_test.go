@@ -148,15 +148,23 @@ func waitDescendants(t *testing.T, marker string, pids []int) []int {
 	return groups
 }
 
+// startWrapped starts shoal on two replicas of the wrapper (a replica with children in
+// its group, marked) and waits for every descendant; it returns shoal, the marker, the
+// proxy port, the replicas' PIDs and their process groups.
+func startWrapped(t *testing.T) (s *shoal, marker string, port int, pids, groups []int) {
+	t.Helper()
+	marker = newMarker(t)
+	t.Cleanup(func() { killMarked(marker) })
+	port = freePort(t)
+	cfg := writeFile(t, t.TempDir(), "serve.yaml", wrapperConfig(port, 2, marker))
+	s = startShoal(t, startOptions{config: cfg, proxyPort: port})
+	pids = s.running("wrapped", "model", 2)
+	return s, marker, port, pids, waitDescendants(t, marker, pids)
+}
+
 func TestShoalKilledWithSIGKILLTakesEveryDescendantOfItsReplicasAlong(t *testing.T) {
 	t.Parallel()
-	marker := newMarker(t)
-	t.Cleanup(func() { killMarked(marker) })
-	port := freePort(t)
-	cfg := writeFile(t, t.TempDir(), "serve.yaml", wrapperConfig(port, 2, marker))
-	s := startShoal(t, startOptions{config: cfg, proxyPort: port})
-	pids := s.running("wrapped", "model", 2)
-	groups := waitDescendants(t, marker, pids)
+	s, marker, port, pids, groups := startWrapped(t)
 
 	shoalPID := s.cmd.Process.Pid
 	s.kill()
@@ -191,13 +199,7 @@ func TestShoalKilledWithSIGKILLTakesEveryDescendantOfItsReplicasAlong(t *testing
 
 func TestAGracefulStopOfShoalTakesEveryDescendantOfItsReplicasAlong(t *testing.T) {
 	t.Parallel()
-	marker := newMarker(t)
-	t.Cleanup(func() { killMarked(marker) })
-	port := freePort(t)
-	cfg := writeFile(t, t.TempDir(), "serve.yaml", wrapperConfig(port, 2, marker))
-	s := startShoal(t, startOptions{config: cfg, proxyPort: port})
-	pids := s.running("wrapped", "model", 2)
-	groups := waitDescendants(t, marker, pids)
+	s, marker, _, _, groups := startWrapped(t)
 
 	shoalPID := s.cmd.Process.Pid
 	s.stop()
