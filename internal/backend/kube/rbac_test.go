@@ -92,6 +92,37 @@ func create(t *testing.T, c kubernetes.Interface, objs []runtime.Object) {
 // TestTheManifestsRoleIsEnough runs the backend, the store and the leader election as
 // deploy/kubernetes's ServiceAccount, bound to exactly its Role, with a token minted for
 // it: never as admin.
+// The Services of shoal.yaml are valid, and the control Service keeps a browser on the
+// replica that holds its dashboard session.
+func TestTheManifestsServicesAreAcceptedAndTheControlOneIsSticky(t *testing.T) {
+	env := kubetest.Need(t, env, startErr)
+	ctx := context.Background()
+	sticky := false
+	for _, obj := range manifests(t, "shoal.yaml") {
+		svc, ok := obj.(*corev1.Service)
+		if !ok {
+			continue
+		}
+		svc.Namespace = "shoal-services-test"
+		if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: svc.Namespace}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		if err := env.Client.CoreV1().Services(svc.Namespace).Delete(ctx, svc.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		got, err := env.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("the API server refuses Service %s of shoal.yaml: %v", svc.Name, err)
+		}
+		if got.Name == "shoal-control" {
+			sticky = got.Spec.SessionAffinity == corev1.ServiceAffinityClientIP
+		}
+	}
+	if !sticky {
+		t.Error("Service shoal-control of shoal.yaml has no sessionAffinity: ClientIP; a dashboard session would be lost on the other replica")
+	}
+}
+
 func TestTheManifestsRoleIsEnough(t *testing.T) {
 	env := kubetest.Need(t, env, startErr)
 	create(t, env.Client, manifests(t, "namespace.yaml", "rbac.yaml", "state.yaml"))
