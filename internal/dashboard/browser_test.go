@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,57 +26,9 @@ import (
 	"shoal/internal/backend"
 	"shoal/internal/config"
 	"shoal/internal/controller"
+	"shoal/internal/dashboard/dashtest"
 	"shoal/internal/store"
 )
-
-// findChromium returns the browser the tests drive: $SHOAL_CHROMIUM, else Debian's
-// chromium. Under CI=true a missing browser fails the test (make deps installs it);
-// on a developer machine the test skips and says so.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("SHOAL_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed; the browser tests need it (apt-get install chromium, or make deps)")
-	}
-	t.Skip("skipping the browser tests: chromium is not installed (apt-get install chromium, or set SHOAL_CHROMIUM)")
-	return ""
-}
-
-// newBrowser starts a headless chromium for the test and returns a tab's context.
-func newBrowser(t *testing.T, path string) context.Context {
-	t.Helper()
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
-	}
-	return ctx
-}
 
 // waitJS polls a JavaScript condition in the page until it is true.
 func waitJS(t *testing.T, ctx context.Context, what, expr string) {
@@ -99,34 +50,6 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 }
 
 func jsString(s string) string { return strconv.Quote(s) }
-
-// chartNow is a JavaScript expression for the counts the chart in the element sel
-// shows at its right edge, read two ways: from its accessible name ("now target T,
-// running R") and from the heights where its target and running lines end, turned into
-// counts through the gridlines' labels. It reads "label target T, running R; lines
-// target T, running R". The path data alone is no test: it changes every second, as
-// the time axis moves.
-func chartNow(sel string) string {
-	return `(() => {
-  const svg = document.querySelector(` + jsString(sel+" .chart-svg") + `);
-  if (!svg) return "no chart";
-  const m = /now (target \d+, running \d+)/.exec(svg.getAttribute("aria-label") || "");
-  const ys = [...svg.querySelectorAll("line.grid")].map(l => Number(l.getAttribute("y1")));
-  const vs = [...svg.querySelectorAll("text.axis-y")].map(t => Number(t.textContent));
-  const end = (cls) => {
-    const p = svg.querySelector("path." + cls);
-    if (!p || ys.length < 2) return "none";
-    let y = NaN;
-    for (const seg of p.getAttribute("d").match(/[MHV][^MHV]*/g)) {
-      const n = seg.slice(1).trim().split(/\s+/).map(Number);
-      if (seg[0] === "M") y = n[1];
-      if (seg[0] === "V") y = n[0];
-    }
-    return Math.round(vs[0] + (y - ys[0]) * (vs[1] - vs[0]) / (ys[1] - ys[0]));
-  };
-  return "label " + (m ? m[1] : "none") + "; lines target " + end("line-target") + ", running " + end("line-running");
-})()`
-}
 
 // stepTimeout bounds every browser step, so a missing element fails the test at once
 // instead of at the test binary's timeout.
@@ -316,7 +239,7 @@ func crossSite(target string) http.Handler {
 }
 
 func TestBrowser(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := dashtest.Chromium(t)
 	now := time.Now()
 	f := newFakeAt(now)
 	logDir := t.TempDir()
@@ -352,7 +275,7 @@ func TestBrowser(t *testing.T) {
 	// localhost and 127.0.0.1 are different sites to the browser, as two domains are.
 	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
 
-	ctx := newBrowser(t, chromium)
+	ctx := dashtest.NewTab(t, chromium, 1440, 900)
 	model := "#" + elemID("d", "echo\x00model")
 	echo := "#" + elemID("a", "echo")
 
@@ -544,7 +467,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	step("scale from the control and watch the page follow", func(t *testing.T) {
-		if got, want := eval[string](t, ctx, chartNow(model+"-chart")), "label target 2, running 2; lines target 2, running 2"; got != want {
+		if got, want := eval[string](t, ctx, dashtest.ChartNow(model+"-chart")), "label target 2, running 2; lines target 2, running 2"; got != want {
 			t.Fatalf("before scaling the chart shows %q, want %q", got, want)
 		}
 		input := model + "-n"
@@ -565,7 +488,7 @@ func TestBrowser(t *testing.T) {
 		waitJS(t, ctx, "the running count shows 4", `document.querySelector(`+jsString(model+` [data-field="running"]`)+`).textContent === "4"`)
 		waitJS(t, ctx, "the fourth replica is listed", `document.querySelector(`+jsString(model+"-replicas")+`).textContent.includes("r-echo-4")`)
 		waitJS(t, ctx, "the chart ends at target 4, running 4",
-			chartNow(model+"-chart")+` === "label target 4, running 4; lines target 4, running 4"`)
+			dashtest.ChartNow(model+"-chart")+` === "label target 4, running 4; lines target 4, running 4"`)
 		waitJS(t, ctx, "the scale call is in the audit table", `document.querySelector(`+jsString(model+"-audit tbody tr")+`).textContent.includes("2 → 4")`)
 
 	})

@@ -17,55 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"shoal/internal/dashboard/dashtest"
+
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
-
-// chromium returns Debian's chromium (or $SHOAL_CHROMIUM); needTool decides what a
-// missing one means.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, c := range []string{os.Getenv("SHOAL_CHROMIUM"), "/usr/bin/chromium", "chromium"} {
-		if c == "" {
-			continue
-		}
-		if p, err := exec.LookPath(c); err == nil {
-			return p
-		}
-	}
-	needTool(t, "chromium (Debian's package chromium)", false)
-	return ""
-}
-
-// browserTab starts a headless chromium and returns a tab's context.
-func browserTab(t *testing.T, path string) context.Context {
-	t.Helper()
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
-	}
-	return ctx
-}
 
 // tab drives one browser tab for a test.
 type tab struct {
@@ -127,34 +85,6 @@ func (b tab) wait(timeout time.Duration, what, expr string) {
 
 // q quotes a string for JavaScript.
 func q(s string) string { return strconv.Quote(s) }
-
-// chartNow is a JavaScript expression for the counts the chart in the element sel
-// shows at its right edge, read two ways: from its accessible name ("now target T,
-// running R") and from the heights where its target and running lines end, turned into
-// counts through the gridlines' labels. It reads "label target T, running R; lines
-// target T, running R". The path data alone is no test: it changes every second, as
-// the time axis moves.
-func chartNow(sel string) string {
-	return `(() => {
-  const svg = document.querySelector(` + q(sel+" .chart-svg") + `);
-  if (!svg) return "no chart";
-  const m = /now (target \d+, running \d+)/.exec(svg.getAttribute("aria-label") || "");
-  const ys = [...svg.querySelectorAll("line.grid")].map(l => Number(l.getAttribute("y1")));
-  const vs = [...svg.querySelectorAll("text.axis-y")].map(t => Number(t.textContent));
-  const end = (cls) => {
-    const p = svg.querySelector("path." + cls);
-    if (!p || ys.length < 2) return "none";
-    let y = NaN;
-    for (const seg of p.getAttribute("d").match(/[MHV][^MHV]*/g)) {
-      const n = seg.slice(1).trim().split(/\s+/).map(Number);
-      if (seg[0] === "M") y = n[1];
-      if (seg[0] === "V") y = n[0];
-    }
-    return Math.round(vs[0] + (y - ys[0]) * (vs[1] - vs[0]) / (ys[1] - ys[0]));
-  };
-  return "label " + (m ? m[1] : "none") + "; lines target " + end("line-target") + ", running " + end("line-running");
-})()`
-}
 
 // screenshotsToDocs reports whether the test writes the README's pictures of the
 // dashboard into docs/ (SHOAL_SCREENSHOTS=1) rather than into a temp dir.
@@ -255,7 +185,7 @@ func scaleWith(t *testing.T, s *shoal, token string, n int) int {
 // real replicas in chromium: login, the Serve page, the token, scaling, a replica's log,
 // the layout at two widths (the README's pictures) and the guards.
 func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
-	path := chromium(t)
+	path := dashtest.Chromium(t)
 	_, err := exec.LookPath("python3")
 	needTool(t, "python3 (the quickstart's file server)", err == nil)
 
@@ -273,7 +203,7 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	s.running("echo", "model", 2)
 	s.running("files", "static", 1)
 
-	b := tab{t: t, ctx: browserTab(t, path)}
+	b := tab{t: t, ctx: dashtest.NewTab(t, path, 1280, 900)}
 	dialogs := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
 	go func() {
 		for _, err := range dialogs {
@@ -395,7 +325,7 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	}
 	s.running("echo", "model", 4)
 	b.wait(10*time.Second, "the chart ends at target 4, running 4",
-		chartNow(model+" .chart")+` === "label target 4, running 4; lines target 4, running 4"`)
+		dashtest.ChartNow(model+" .chart")+` === "label target 4, running 4; lines target 4, running 4"`)
 	pace()
 
 	// Scale from the control and watch the running count and the chart follow.
@@ -405,7 +335,7 @@ func TestTheDashboardShowsAndSteersARealShoal(t *testing.T) {
 	pids := s.running("echo", "model", 2)
 	b.wait(20*time.Second, "the page shows 2 running", running()+` === "2"`)
 	b.wait(10*time.Second, "the chart ends at target 2, running 2",
-		chartNow(model+" .chart")+` === "label target 2, running 2; lines target 2, running 2"`)
+		dashtest.ChartNow(model+" .chart")+` === "label target 2, running 2; lines target 2, running 2"`)
 	pace()
 
 	// A replica's log is the real process's output.
