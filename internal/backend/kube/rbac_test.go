@@ -1,27 +1,17 @@
 package kube_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"shoal/internal/backend"
 	"shoal/internal/backend/kube"
@@ -29,65 +19,6 @@ import (
 	"shoal/internal/leader"
 	"shoal/internal/store"
 )
-
-// manifests decodes the objects of files in deploy/kubernetes.
-func manifests(t *testing.T, files ...string) []runtime.Object {
-	t.Helper()
-	var out []runtime.Object
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "kubernetes", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := r.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(bytes.TrimSpace(doc)) == 0 {
-				continue
-			}
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			out = append(out, obj)
-		}
-	}
-	return out
-}
-
-// create makes objs as admin; an object that exists already (a second run) is kept.
-func create(t *testing.T, c kubernetes.Interface, objs []runtime.Object) {
-	t.Helper()
-	ctx := context.Background()
-	for _, obj := range objs {
-		var err error
-		switch o := obj.(type) {
-		case *corev1.Namespace:
-			_, err = c.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.ServiceAccount:
-			_, err = c.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *corev1.Secret:
-			_, err = c.CoreV1().Secrets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.Role:
-			_, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		case *coordinationv1.Lease:
-			_, err = c.CoordinationV1().Leases(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("unexpected %T in the manifests", obj)
-		}
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create %T: %v", obj, err)
-		}
-	}
-}
 
 // TestTheManifestsRoleIsEnough runs the backend, the store and the leader election as
 // deploy/kubernetes's ServiceAccount, bound to exactly its Role, with a token minted for
@@ -98,7 +29,7 @@ func TestTheManifestsServicesAreAcceptedAndTheControlOneIsSticky(t *testing.T) {
 	env := kubetest.Need(t, env, startErr)
 	ctx := context.Background()
 	sticky := false
-	for _, obj := range manifests(t, "shoal.yaml") {
+	for _, obj := range kubetest.Manifests(t, "shoal.yaml") {
 		svc, ok := obj.(*corev1.Service)
 		if !ok {
 			continue
@@ -125,7 +56,7 @@ func TestTheManifestsServicesAreAcceptedAndTheControlOneIsSticky(t *testing.T) {
 
 func TestTheManifestsRoleIsEnough(t *testing.T) {
 	env := kubetest.Need(t, env, startErr)
-	create(t, env.Client, manifests(t, "namespace.yaml", "rbac.yaml", "state.yaml"))
+	kubetest.Create(t, env.Client, kubetest.Manifests(t, "namespace.yaml", "rbac.yaml", "state.yaml"))
 	const ns = "shoal"
 	sa, err := kubernetes.NewForConfig(env.ServiceAccountConfig(t, ns, "shoal"))
 	if err != nil {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,16 +19,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -41,56 +35,6 @@ import (
 	"shoal/internal/server"
 	"shoal/internal/testport"
 )
-
-// applyManifests creates, as admin, the objects of deploy/kubernetes that shoal needs
-// before it starts: the namespace, the ServiceAccount with its Role and RoleBinding,
-// the tokens Secret and the Lease.
-func applyManifests(t *testing.T, c kubernetes.Interface, files ...string) {
-	t.Helper()
-	ctx := context.Background()
-	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "deploy", "kubernetes", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := r.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(bytes.TrimSpace(doc)) == 0 {
-				continue
-			}
-			var obj runtime.Object
-			if obj, _, err = scheme.Codecs.UniversalDeserializer().Decode(doc, nil, nil); err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			switch o := obj.(type) {
-			case *corev1.Namespace:
-				_, err = c.CoreV1().Namespaces().Create(ctx, o, metav1.CreateOptions{})
-			case *corev1.ServiceAccount:
-				_, err = c.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *corev1.Secret:
-				_, err = c.CoreV1().Secrets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.Role:
-				_, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.RoleBinding:
-				_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *coordinationv1.Lease:
-				_, err = c.CoordinationV1().Leases(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			default:
-				t.Fatalf("unexpected %T in %s", obj, f)
-			}
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("create %T from %s: %v", obj, f, err)
-			}
-		}
-	}
-}
 
 // writeKubeconfig writes a kubeconfig for cfg (a bearer token) with ns as the current
 // namespace, as a user would have for a cluster.
@@ -309,7 +253,7 @@ func TestShoalStartOnKubernetes(t *testing.T) {
 	env := kubetest.Need(t, env, startErr)
 	// The admin token of every shoal replica, from the Secret in deploy/kubernetes.
 	t.Setenv("SHOAL_AUTH_TOKEN", "admin-token")
-	applyManifests(t, env.Client, "namespace.yaml", "rbac.yaml", "state.yaml")
+	kubetest.Create(t, env.Client, kubetest.Manifests(t, "namespace.yaml", "rbac.yaml", "state.yaml"))
 	const ns = "shoal"
 	kubeconfig := writeKubeconfig(t, env.ServiceAccountConfig(t, ns, "shoal"), ns)
 	startFile := filepath.Join(t.TempDir(), "serve.yaml")
