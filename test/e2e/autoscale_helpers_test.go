@@ -46,17 +46,7 @@ func asConfig(proxyPort int, apps ...asApp) string {
 			if d.autoscaling != "" {
 				fmt.Fprintf(&b, "        autoscaling_config: %s\n", d.autoscaling)
 			}
-			if len(d.env) > 0 {
-				keys := make([]string, 0, len(d.env))
-				for k := range d.env {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				b.WriteString("        env:\n")
-				for _, k := range keys {
-					fmt.Fprintf(&b, "          %s: %q\n", k, d.env[k])
-				}
-			}
+			writeEnv(&b, d.env)
 			b.WriteString(`        health_check_path: /healthz
         health_check_period_s: 1
         health_check_timeout_s: 5

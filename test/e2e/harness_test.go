@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -559,4 +561,15 @@ func procStat(pids []int) string {
 		fmt.Fprintf(&b, "[%s] ", strings.TrimSpace(string(stat)))
 	}
 	return b.String()
+}
+
+// writeEnv writes a deployment's env block of a config, keys sorted; nothing for none.
+func writeEnv(b *strings.Builder, env map[string]string) {
+	if len(env) == 0 {
+		return
+	}
+	b.WriteString("        env:\n")
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(b, "          %s: %q\n", k, env[k])
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,17 +44,7 @@ func pxConfig(proxyPort, timeout int, apps ...pxApp) string {
 			if d.maxQueued != 0 {
 				fmt.Fprintf(&b, "        max_queued_requests: %d\n", d.maxQueued)
 			}
-			if len(d.env) > 0 {
-				keys := make([]string, 0, len(d.env))
-				for k := range d.env {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				b.WriteString("        env:\n")
-				for _, k := range keys {
-					fmt.Fprintf(&b, "          %s: %q\n", k, d.env[k])
-				}
-			}
+			writeEnv(&b, d.env)
 			b.WriteString(`        health_check_path: /healthz
         health_check_period_s: 1
         health_check_timeout_s: 5

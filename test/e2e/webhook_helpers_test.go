@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -41,17 +40,7 @@ func whConfig(proxyPort int, apps ...whApp) string {
 	for _, a := range apps {
 		fmt.Fprintf(&b, "  - name: %s\n    route_prefix: %s\n    external_scaler_enabled: %t\n    deployments:\n", a.name, a.prefix, a.scaler)
 		fmt.Fprintf(&b, "      - name: model\n        num_replicas: %d\n        command: [%q]\n", a.n, bin.replica)
-		if len(a.env) > 0 {
-			keys := make([]string, 0, len(a.env))
-			for k := range a.env {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			b.WriteString("        env:\n")
-			for _, k := range keys {
-				fmt.Fprintf(&b, "          %s: %q\n", k, a.env[k])
-			}
-		}
+		writeEnv(&b, a.env)
 		if a.limit > 0 {
 			fmt.Fprintf(&b, "        replica_limit: %d\n", a.limit)
 		}
