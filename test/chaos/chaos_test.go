@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"shoal/test/testbin"
+
 	mrand "math/rand/v2"
 )
 
@@ -44,10 +46,12 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if bin, err = buildBinaries(dir); err != nil {
+	b, err := testbin.Build(dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 1
 	}
+	bin = binaries{root: b.Root, shoal: b.Shoal, replica: b.Replica}
 	return m.Run()
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"shoal/internal/testport"
+	"shoal/test/testbin"
 )
 
 // binaries are built once per `go test` run by TestMain.
@@ -29,42 +30,6 @@ type binaries struct {
 
 // bin is set by TestMain before any test runs and only read after.
 var bin binaries
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// buildBinaries builds shoal and the sample replica into dir. They are built without
-// -race: the suite measures shoal's memory and timing, and the race detector would
-// multiply both (the test binary itself runs with -race under make test).
-func buildBinaries(dir string) (binaries, error) {
-	root, err := repoRoot()
-	if err != nil {
-		return binaries{}, err
-	}
-	b := binaries{root: root, shoal: filepath.Join(dir, "shoal"), replica: filepath.Join(dir, "replica")}
-	for out, pkg := range map[string]string{b.shoal: "./cmd/shoal", b.replica: "./examples/replica"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return binaries{}, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return b, nil
-}
 
 // poll calls cond every interval until it holds or timeout passes; it returns cond's
 // last description of what it saw and whether it held.
@@ -87,30 +52,6 @@ func poll(timeout time.Duration, cond func() (bool, string)) (bool, string) {
 // freePort returns a free loopback port outside the kernel's ephemeral range, which
 // replicas and outgoing connections draw from.
 func freePort() (int, error) { return testport.Free() }
-
-// alive reports whether a process exists and is not a zombie (a replica reparented to
-// an init that has not reaped it yet is dead for our purposes).
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	return procState(pid) != 'Z'
-}
-
-// procState is the state letter of /proc/<pid>/stat (R, S, T, Z, ...), 0 when unknown.
-func procState(pid int) byte {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// "pid (comm) state ..."; comm may hold spaces or parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return 0
-	}
-	return s[i+2]
-}
 
 // runProcs lists the live (non-zombie) processes whose environment carries
 // CHAOS_RUN=marker: every replica of one run, whoever its parent is now. It reads
@@ -144,7 +85,7 @@ func runProcs(marker string) []proc {
 				p.model = v
 			}
 		}
-		if ours && alive(pid) {
+		if ours && testbin.Alive(pid) {
 			out = append(out, p)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"shoal/test/testbin"
 )
 
 // checkNoOrphans waits up to bound for every replica process of the run to be gone.
@@ -19,7 +21,7 @@ func checkNoOrphans(marker string, bound time.Duration) error {
 	}
 	var b strings.Builder
 	for _, p := range left {
-		fmt.Fprintf(&b, " pid %d (replica %s of %s, state %c)", p.pid, p.replica, p.app, procState(p.pid))
+		fmt.Fprintf(&b, " pid %d (replica %s of %s, state %c)", p.pid, p.replica, p.app, testbin.ProcState(p.pid))
 	}
 	return fmt.Errorf("%d replica processes outlived shoal by more than %v:%s", len(left), bound, b.String())
 }
@@ -63,7 +65,7 @@ func converge(sh *shoal, marker string, apps []*appState, bound time.Duration, s
 			running := 0
 			for _, r := range dd.Replicas {
 				states = append(states, r.ID+":"+r.State)
-				if r.State == "RUNNING" && alive(r.PID) {
+				if r.State == "RUNNING" && testbin.Alive(r.PID) {
 					running++
 				}
 			}

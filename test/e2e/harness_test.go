@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"shoal/internal/testport"
+	"shoal/test/testbin"
 )
 
 // binaries are built once per `go test` run by TestMain.
@@ -39,44 +40,19 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	root, err := repoRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
 	dir, err := os.MkdirTemp("", "shoal-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin = binaries{root: root, shoal: filepath.Join(dir, "shoal"), replica: filepath.Join(dir, "replica")}
-	for out, pkg := range map[string]string{bin.shoal: "./cmd/shoal", bin.replica: "./examples/replica"} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: go build %s: %v\n%s", pkg, err, b)
-			return 1
-		}
-	}
-	return m.Run()
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
+	b, err := testbin.Build(dir)
 	if err != nil {
-		return "", err
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	bin = binaries{root: b.Root, shoal: b.Shoal, replica: b.Replica}
+	return m.Run()
 }
 
 // needTool skips a test whose tool is missing on a developer machine, and fails it
@@ -120,22 +96,6 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// alive reports whether a process exists and is not a zombie (a replica reparented to
-// an init that has not reaped it yet is dead for our purposes).
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// /proc/<pid>/stat is "pid (comm) state ..."; comm may hold spaces or parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // syncBuffer collects a process's output for failure messages.
@@ -362,7 +322,7 @@ func (s *shoal) running(app, dep string, n int) []int {
 		}
 		pids = pids[:0]
 		for _, r := range d.Replicas {
-			if r.State != "RUNNING" || !alive(r.PID) {
+			if r.State != "RUNNING" || !testbin.Alive(r.PID) {
 				return false, fmt.Sprintf("%+v", d.Replicas)
 			}
 			pids = append(pids, r.PID)
@@ -448,7 +408,7 @@ func (s *shoal) cleanup() {
 		<-s.exited
 	}
 	for _, pid := range s.seenPIDs() {
-		if alive(pid) && isReplica(pid) {
+		if testbin.Alive(pid) && isReplica(pid) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -468,7 +428,7 @@ func isReplica(pid int) bool {
 func liveOf(pids []int) []int {
 	var out []int
 	for _, p := range pids {
-		if alive(p) {
+		if testbin.Alive(p) {
 			out = append(out, p)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/test/testbin"
 )
 
 // start runs shoal on a fresh echo config with n replicas and waits for them.
@@ -64,13 +66,13 @@ func TestAReplicaKilledWithSIGKILLIsReplacedAndRunsAgain(t *testing.T) {
 			if r.PID == victim {
 				return false, fmt.Sprintf("the killed pid %d is still listed: %+v", victim, d.Replicas)
 			}
-			if r.State == "RUNNING" && alive(r.PID) {
+			if r.State == "RUNNING" && testbin.Alive(r.PID) {
 				running++
 			}
 		}
 		return running == 2 && len(d.Replicas) == 2, fmt.Sprintf("%+v", d.Replicas)
 	})
-	if alive(pids[1]) == false {
+	if testbin.Alive(pids[1]) == false {
 		t.Errorf("the replica that was not killed (pid %d) was stopped too", pids[1])
 	}
 }

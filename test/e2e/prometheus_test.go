@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"shoal/test/testbin"
 )
 
 // TestPrometheusScalerClosesTheLoopThroughARealPrometheus runs the whole loop with
@@ -138,7 +140,7 @@ func TestMetricsOfARunningShoalMatchMETRICSmd(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "the killed replica gone", func() (bool, string) {
-		return !alive(pids[0]), procStat(pids[:1])
+		return !testbin.Alive(pids[0]), procStat(pids[:1])
 	})
 	if now := s.running("echo", "model", 2); slices.Contains(now, pids[0]) {
 		t.Fatalf("replicas %v still include the killed %d", now, pids[0])

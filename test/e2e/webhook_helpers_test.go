@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/test/testbin"
 )
 
 // whApp is one application of a webhook test's config: a deployment "model" of sample
@@ -254,7 +256,7 @@ func whSettled(s *shoal, app, dep string, n int, model string) []int {
 		_, target, rs := whReplicas(s, app, dep)
 		pids = pids[:0]
 		for _, r := range rs {
-			if r.State != "RUNNING" || !alive(r.PID) || (model != "" && r.Model != model) {
+			if r.State != "RUNNING" || !testbin.Alive(r.PID) || (model != "" && r.Model != model) {
 				return false, fmt.Sprintf("target %d, replicas %+v", target, rs)
 			}
 			pids = append(pids, r.PID)
@@ -268,7 +270,7 @@ func whSettled(s *shoal, app, dep string, n int, model string) []int {
 // envOf returns the value of key in a live process's environment, "" when the process
 // or the variable is missing.
 func envOf(pid int, key string) string {
-	if pid <= 0 || !alive(pid) {
+	if pid <= 0 || !testbin.Alive(pid) {
 		return ""
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))

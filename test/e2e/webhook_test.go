@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"shoal/test/testbin"
 )
 
 // The tests of the scale webhook (SPEC §6, §7) against a real shoal with real replica
@@ -97,7 +99,7 @@ func TestAScaleWhileReplicasAreStillStartingRetargetsThem(t *testing.T) {
 			_, _, rs := whReplicas(s, "echo", "model")
 			pids = pids[:0]
 			for _, r := range rs {
-				if r.State == "STARTING" && alive(r.PID) {
+				if r.State == "STARTING" && testbin.Alive(r.PID) {
 					pids = append(pids, r.PID)
 				}
 			}
@@ -508,7 +510,7 @@ func TestShoalScaleWaitShowsProgressUntilTheRunningCountMatches(t *testing.T) {
 	d := s.status().Applications["echo"].Deployments["model"]
 	running := 0
 	for _, r := range d.Replicas {
-		if r.State == "RUNNING" && alive(r.PID) {
+		if r.State == "RUNNING" && testbin.Alive(r.PID) {
 			running++
 		}
 	}
