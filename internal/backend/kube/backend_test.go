@@ -35,7 +35,7 @@ func TestApplyCreatesADeploymentFromTheSpec(t *testing.T) {
 	if err := b.Apply(sampleSpec()); err != nil {
 		t.Fatal(err)
 	}
-	d := deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	d := deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 	name := kube.ObjectName(key)
 
 	// Created with no replicas, then scaled through the subresource: no write of the
@@ -129,7 +129,7 @@ func TestReplicaCounts(t *testing.T) {
 		if err := b.Apply(sampleSpec()); err != nil {
 			t.Fatal(err)
 		}
-		before := deploymentWith(t, env.Client, ns, key, replicasAre(2))
+		before := deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 		rec.writes()
 
 		s := sampleSpec()
@@ -137,7 +137,7 @@ func TestReplicaCounts(t *testing.T) {
 		if err := b.Apply(s); err != nil {
 			t.Fatal(err)
 		}
-		after := deploymentWith(t, env.Client, ns, key, replicasAre(5))
+		after := deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(5))
 		if after.Generation <= before.Generation {
 			t.Errorf("generation %d → %d, want it to grow with the new count", before.Generation, after.Generation)
 		}
@@ -150,7 +150,7 @@ func TestReplicaCounts(t *testing.T) {
 		if err := b.Apply(s); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(0))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(0))
 	})
 
 	t.Run("a count changed outside shoal is reported and restored", func(t *testing.T) {
@@ -161,7 +161,7 @@ func TestReplicaCounts(t *testing.T) {
 		if err := b.Apply(s); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(3))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(3))
 
 		// What `kubectl scale --replicas=1` does.
 		deps := env.Client.AppsV1().Deployments(ns)
@@ -180,7 +180,7 @@ func TestReplicaCounts(t *testing.T) {
 			}
 			return nil
 		})
-		deploymentWith(t, env.Client, ns, key, replicasAre(3))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(3))
 		if st.Failing {
 			t.Errorf("an outside change marked the deployment failing")
 		}
@@ -190,7 +190,7 @@ func TestReplicaCounts(t *testing.T) {
 		if err := b.Apply(s); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(4))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(4))
 		statusOf(t, b, key, func(st backend.Status) error {
 			if st.Message != "" {
 				return fmt.Errorf("message %q, want none", st.Message)
@@ -208,7 +208,7 @@ func TestNewVersionUpdatesThePodTemplateOnly(t *testing.T) {
 	if err := b.Apply(sampleSpec()); err != nil {
 		t.Fatal(err)
 	}
-	deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 	rec.writes()
 
 	s := sampleSpec()
@@ -311,7 +311,7 @@ func TestObserveReadsPodsAndEndpointSlices(t *testing.T) {
 	if err := b.Apply(sampleSpec()); err != nil {
 		t.Fatal(err)
 	}
-	d := deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	d := deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 	svc := kube.ObjectName(key)
 	slices := env.Client.DiscoveryV1().EndpointSlices(ns)
 	ctx := context.Background()
@@ -431,7 +431,7 @@ func TestRemove(t *testing.T) {
 	if err := b.Apply(sampleSpec()); err != nil {
 		t.Fatal(err)
 	}
-	deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 	if err := b.Remove(key); err != nil {
 		t.Fatal(err)
 	}
@@ -457,14 +457,14 @@ func TestARestartedBackendFindsAndRemovesWhatItLeft(t *testing.T) {
 	if err := first.Apply(sampleSpec()); err != nil {
 		t.Fatal(err)
 	}
-	deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := first.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Shutting shoal down leaves the replicas to Kubernetes.
-	deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 
 	again := start(t, kube.Options{Client: env.Client, Namespace: ns})
 	statusOf(t, again, key, func(st backend.Status) error {
@@ -503,7 +503,7 @@ func TestAFollowerWritesNothingUntilItLeads(t *testing.T) {
 		t.Fatalf("a follower wrote %q", w)
 	}
 	b.SetLeading(true)
-	deploymentWith(t, env.Client, ns, key, replicasAre(2))
+	deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 }
 
 func TestApplyRefusesASpecKubernetesCannotRun(t *testing.T) {

@@ -126,15 +126,6 @@ func deploymentWith(t *testing.T, c kubernetes.Interface, ns string, k backend.K
 	return d
 }
 
-func replicasAre(n int32) func(*appsv1.Deployment) error {
-	return func(d *appsv1.Deployment) error {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != n {
-			return fmt.Errorf("spec.replicas = %v, want %d", d.Spec.Replicas, n)
-		}
-		return nil
-	}
-}
-
 // statusOf waits until Observe reports the key and check accepts its status.
 func statusOf(t *testing.T, b *kube.Backend, k backend.Key, check func(backend.Status) error) backend.Status {
 	t.Helper()

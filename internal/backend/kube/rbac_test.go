@@ -69,13 +69,13 @@ func TestTheManifestsRoleIsEnough(t *testing.T) {
 		if err := b.Apply(sampleSpec()); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(2))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(2))
 		s := sampleSpec()
 		s.Replicas, s.Version = 4, "v2"
 		if err := b.Apply(s); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(4))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(4))
 
 		deps := env.Client.AppsV1().Deployments(ns)
 		sc, err := deps.GetScale(ctx, kube.ObjectName(key), metav1.GetOptions{})
@@ -86,7 +86,7 @@ func TestTheManifestsRoleIsEnough(t *testing.T) {
 		if _, err := deps.UpdateScale(ctx, kube.ObjectName(key), sc, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		deploymentWith(t, env.Client, ns, key, replicasAre(4))
+		deploymentWith(t, env.Client, ns, key, kubetest.ReplicasAre(4))
 		statusOf(t, b, key, func(st backend.Status) error {
 			if st.Version != "v2" || st.Message == "" {
 				return fmt.Errorf("status %+v, want v2 and the outside change reported", st)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"shoal/internal/backend"
@@ -52,20 +51,9 @@ func TestARequestOnAFollowerScalesTheLeadersDeploymentFromZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := backend.Key{App: "shop", Deployment: "web"}
-	replicasAre := func(n int32) func(*appsv1.Deployment) error {
-		return func(d *appsv1.Deployment) error {
-			if d.Spec.Replicas == nil {
-				return fmt.Errorf("spec.replicas unset, want %d", n)
-			}
-			if *d.Spec.Replicas != n {
-				return fmt.Errorf("spec.replicas = %d, want %d", *d.Spec.Replicas, n)
-			}
-			return nil
-		}
-	}
 
 	first := startServer(t, kubeconfig, startFile, "shoal-a")
-	deploymentOf(t, env.Client, ns, k, replicasAre(0))
+	deploymentOf(t, env.Client, ns, k, kubetest.ReplicasAre(0))
 	second := startServer(t, kubeconfig, startFile, "shoal-b")
 	// The follower routes to the application once its view has it (its proxy answers
 	// 404 for a route it does not know, and waits for a replica on one it does).
@@ -93,7 +81,7 @@ func TestARequestOnAFollowerScalesTheLeadersDeploymentFromZero(t *testing.T) {
 
 	// Nothing runs and nothing asks: the leader leaves the deployment at 0.
 	time.Sleep(time.Second)
-	deploymentOf(t, env.Client, ns, k, replicasAre(0))
+	deploymentOf(t, env.Client, ns, k, kubetest.ReplicasAre(0))
 
 	type answer struct {
 		code int
@@ -134,7 +122,7 @@ func TestARequestOnAFollowerScalesTheLeadersDeploymentFromZero(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return replicasAre(1)(got)
+		return kubetest.ReplicasAre(1)(got)
 	})
 	t.Logf("spec.replicas = 1 %v after the request reached the follower", time.Since(sent).Round(time.Millisecond))
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,21 +88,10 @@ func TestTheConfigsScalersRunOnTheLeaderAlone(t *testing.T) {
 	}
 	startFile := filepath.Join(dir, "serve.yaml")
 	k := backend.Key{App: "shop", Deployment: "web"}
-	replicasAre := func(n int32) func(*appsv1.Deployment) error {
-		return func(d *appsv1.Deployment) error {
-			if d.Spec.Replicas == nil {
-				return fmt.Errorf("spec.replicas unset, want %d", n)
-			}
-			if *d.Spec.Replicas != n {
-				return fmt.Errorf("spec.replicas = %d, want %d", *d.Spec.Replicas, n)
-			}
-			return nil
-		}
-	}
 
 	first := startServer(t, kubeconfig, startFile, "shoal-a")
 	// The config asks for 1 replica; the leader's schedule scaler sets 3.
-	deploymentOf(t, env.Client, ns, k, replicasAre(3))
+	deploymentOf(t, env.Client, ns, k, kubetest.ReplicasAre(3))
 	if log := first.logs.String(); !strings.Contains(log, "scaler=schedule") || !strings.Contains(log, "scheduled target set") {
 		t.Errorf("the leader's log does not show its schedule scaler setting the target:\n%s", log)
 	}
@@ -143,7 +131,7 @@ func TestTheConfigsScalersRunOnTheLeaderAlone(t *testing.T) {
 	if n := scheduledCalls(t, second); n != 1 {
 		t.Errorf("%d scale calls of the schedule audited, want the first leader's 1: the target was set already", n)
 	}
-	deploymentOf(t, env.Client, ns, k, replicasAre(3))
+	deploymentOf(t, env.Client, ns, k, kubetest.ReplicasAre(3))
 }
 
 // A scaler file that does not parse stops `shoal start --backend kubernetes` with the

@@ -263,23 +263,13 @@ func TestShoalStartOnKubernetes(t *testing.T) {
 
 	first := startServer(t, kubeconfig, startFile, "shoal-a")
 	// The leader deploys the start config.
-	deploymentOf(t, env.Client, ns, backend.Key{App: "first", Deployment: "web"}, func(d *appsv1.Deployment) error {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
-			return fmt.Errorf("spec.replicas = %v, want 1", d.Spec.Replicas)
-		}
-		return nil
-	})
+	deploymentOf(t, env.Client, ns, backend.Key{App: "first", Deployment: "web"}, kubetest.ReplicasAre(1))
 
 	// A config with every Kubernetes field, through the REST API.
 	if code, _, body := first.call(t, "PUT", "/api/serve/applications/", "application/yaml", deployYAML); code != http.StatusOK {
 		t.Fatalf("deploy answered %d: %s", code, body)
 	}
-	d := deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, func(d *appsv1.Deployment) error {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
-			return fmt.Errorf("spec.replicas = %v, want 2", d.Spec.Replicas)
-		}
-		return nil
-	})
+	d := deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, kubetest.ReplicasAre(2))
 	pod := d.Spec.Template.Spec
 	c := pod.Containers[0]
 	if c.Image != "registry.example/web:1" || !reflect.DeepEqual(c.Command, []string{"serve", "--port", "8000"}) {
@@ -375,12 +365,7 @@ func TestShoalStartOnKubernetes(t *testing.T) {
 		!strings.Contains(body, `"target_num_replicas":3`) {
 		t.Fatalf("a scale sent to the follower: %d %s; want 200 with target 3", code, body)
 	}
-	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, func(d *appsv1.Deployment) error {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
-			return fmt.Errorf("spec.replicas = %v, want 3", d.Spec.Replicas)
-		}
-		return nil
-	})
+	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, kubetest.ReplicasAre(3))
 	// ...audited once, by the leader (the follower logs no refusal of its own).
 	code, _, body = first.call(t, "GET", scale, "", "")
 	var status struct {
@@ -431,12 +416,7 @@ func TestShoalStartOnKubernetes(t *testing.T) {
 		}
 		return nil
 	})
-	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, func(d *appsv1.Deployment) error {
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != 3 {
-			return fmt.Errorf("spec.replicas = %v, want 3", d.Spec.Replicas)
-		}
-		return nil
-	})
+	deploymentOf(t, env.Client, ns, backend.Key{App: "my-app", Deployment: "web"}, kubetest.ReplicasAre(3))
 	// Its start file was deployed already, by the first: the config deployed through the
 	// API since stays.
 	kubetest.Eventually(t, 20*time.Second, func() error {

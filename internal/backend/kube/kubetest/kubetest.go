@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -177,5 +178,19 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 			t.Fatalf("not within %v: %v", timeout, err)
 		}
 		<-tick.C
+	}
+}
+
+// ReplicasAre is a check of a Deployment for Eventually-style waits: its spec.replicas
+// is set and is n.
+func ReplicasAre(n int32) func(*appsv1.Deployment) error {
+	return func(d *appsv1.Deployment) error {
+		if d.Spec.Replicas == nil {
+			return fmt.Errorf("spec.replicas unset, want %d", n)
+		}
+		if *d.Spec.Replicas != n {
+			return fmt.Errorf("spec.replicas = %d, want %d", *d.Spec.Replicas, n)
+		}
+		return nil
 	}
 }
